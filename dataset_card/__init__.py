@@ -1,0 +1,1 @@
+"""The dataset card template, shipped inside the iab package as iab.dataset_card."""

@@ -1,0 +1,245 @@
+"""The dataset card (README.md) and eval.yaml of a built repo, from dataset_card/template.md."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from fnmatch import fnmatchcase
+from importlib import resources
+from itertools import product
+from string import Template
+from typing import TYPE_CHECKING
+
+import yaml
+
+import imageattributionbench as iab
+
+if TYPE_CHECKING:
+    from iab.build import ImageStat
+
+
+def template_text() -> str:
+    return resources.files("iab.dataset_card").joinpath("template.md").read_text()
+
+
+def _matches(pattern: str, path: str) -> bool:
+    pp, fp = pattern.split("/"), path.split("/")
+    return len(pp) == len(fp) and all(fnmatchcase(f, p) for p, f in zip(pp, fp))
+
+
+def _generalizations(path: str) -> list[str]:
+    """Patterns that match ``path``, most general first: any middle folder may become ``*``
+    and the file name ``*.parquet``; the path itself comes last."""
+    parts = path.split("/")
+    middle = parts[1:-1]
+    cands = []
+    for stars in product((True, False), repeat=len(middle)):
+        mids = ["*" if s else m for s, m in zip(stars, middle)]
+        cands.append((sum(stars), "/".join([parts[0], *mids, "*.parquet"])))
+    cands.sort(key=lambda c: -c[0])
+    return [c for _, c in cands] + [path]
+
+
+def data_file_patterns(files: list[str], all_files: set[str]) -> list[str]:
+    """Compact data_files for a split: the most general globs that match no file outside it."""
+    wanted, patterns, covered = set(files), [], set()
+    for f in sorted(files):
+        if f in covered:
+            continue
+        for cand in _generalizations(f):
+            hits = {g for g in all_files if _matches(cand, g)}
+            if hits <= wanted:
+                patterns.append(cand)
+                covered |= hits
+                break
+    return patterns
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
+                        (1_000_000, "100K<n<1M"), (10_000_000, "1M<n<10M")):
+        if n < limit:
+            return name
+    return "10M<n<100M"
+
+
+def card_metadata(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str, int]],
+                  sizes: dict[str, int], total_rows: int) -> dict:
+    """The YAML front matter: Hub metadata, ``configs`` and one ``dataset_info`` per config."""
+    from datasets import DatasetInfo, SplitDict, SplitInfo
+
+    all_files = set(sizes)
+    feats = iab.features()
+    configs_yaml, infos = [], []
+    for name, splits in configs.items():
+        entry = {"config_name": name}
+        if iab.PROTOCOLS[name].default:
+            entry["default"] = True
+        entry["data_files"] = [{"split": s, "path": data_file_patterns(files, all_files)}
+                               for s, files in splits.items()]
+        configs_yaml.append(entry)
+        split_dict = SplitDict()
+        for s, files in splits.items():
+            split_dict.add(SplitInfo(name=s, num_bytes=sum(sizes[f] for f in files),
+                                     num_examples=counts[name][s]))
+        info = DatasetInfo(features=feats, splits=split_dict,
+                           download_size=sum(sizes[f] for fs in splits.values() for f in fs),
+                           dataset_size=sum(sizes[f] for fs in splits.values() for f in fs))
+        infos.append({"config_name": name, **info._to_yaml_dict()})
+    return {
+        "pretty_name": iab.BENCHMARK_NAME,
+        "license": "other",
+        "license_name": "imageattributionbench-mixed",
+        "license_link": "LICENSE",
+        "language": ["en"],
+        "task_categories": ["image-classification"],
+        "tags": ["image-attribution", "model-attribution", "ai-generated-image-detection",
+                 "synthetic-image-detection", "image-forensics", "benchmark"],
+        "size_categories": [_size_category(total_rows)],
+        "configs": configs_yaml,
+        "dataset_info": infos,
+    }
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _configs_table(counts: dict[str, dict[str, int]]) -> str:
+    rows = []
+    for name, splits in counts.items():
+        desc = iab.PROTOCOLS[name].description
+        for i, (split, n) in enumerate(splits.items()):
+            rows.append([f"`{name}`" if i == 0 else "", f"`{split}`", f"{n:,}",
+                         desc if i == 0 else ""])
+    return _table(["config", "split", "rows", "what it is"], rows)
+
+
+def _images_table(stats: list["ImageStat"]) -> str:
+    present = [s for s in iab.SEMANTICS if any(st.semantic == s for st in stats)]
+    count = Counter((st.label, st.semantic) for st in stats)
+    rows = []
+    for label in iab.LABELS:
+        row = [count[(label, s)] for s in present]
+        if any(row):
+            rows.append([f"`{label}`", *row, sum(row)])
+    totals = [sum(count[(lb, s)] for lb in iab.LABELS) for s in present]
+    rows.append(["**all**", *totals, sum(totals)])
+    return _table(["label", *present, "all"], rows)
+
+
+def _biases_table(stats: list["ImageStat"]) -> str:
+    by_label: dict[str, list] = defaultdict(list)
+    for st in stats:
+        by_label[st.label].append(st)
+    rows = []
+    for label in iab.LABELS:
+        sts = by_label.get(label)
+        if not sts:
+            continue
+        n = len(sts)
+        formats = ", ".join(f"{f} {100 * c / n:.0f}%" for f, c in
+                            Counter(s.format for s in sts).most_common())
+        sizes = Counter(f"{s.width}x{s.height}" for s in sts)
+        common, c = sizes.most_common(1)[0]
+        size_text = f"{common} ({100 * c / n:.0f}%)" + (f", {len(sizes)} sizes" if len(sizes) > 1
+                                                       else "")
+        qs = [s.jpeg_quality for s in sts if s.jpeg_quality is not None]
+        q_text = f"{statistics.median(qs):g} ({min(qs)}-{max(qs)})" if qs else "-"
+        kb = statistics.mean(s.nbytes for s in sts) / 1024
+        rows.append([f"`{label}`", n, formats, size_text, q_text, f"{kb:.1f}"])
+    return _table(["label", "images", "format", "most common size", "JPEG quality median (range)",
+                   "mean KB"], rows)
+
+
+def _generators_table(present: set[str]) -> str:
+    rows = [["0", "`real`", "real photographs", "-", "-", "-", "yes" if iab.REAL in present
+             else "no"]]
+    for g in iab.GENERATORS:
+        if g.runs == "diffusers":
+            how = (f"diffusers `{g.pipeline}` (`{g.hub_id}`), {g.steps} steps, "
+                   f"guidance {g.guidance:g}, {g.resolution} px")
+        else:
+            how = f"API ({g.api})" if g.runs == "api" else "imported images"
+        if g.watermark_crop:
+            c = g.watermark_crop
+            how += f"; watermark cropped (right {c.right} px, bottom {c.bottom} px)"
+        rows.append([str(g.label_id), f"`{g.name}`", g.display_name, g.organization, g.released,
+                     how, "yes" if g.name in present else "no"])
+    return _table(["id", "label", "model", "by", "released", "how images are made",
+                   "in this build"], rows)
+
+
+def _degradations_table() -> str:
+    return _table(["split", "paper level", "what is applied", "stored as"],
+                  [[f"`{d.name}`", d.level, d.description, d.output_format]
+                   for d in iab.DEGRADATIONS.values()])
+
+
+def _load_examples(counts: dict[str, dict[str, int]], repo_id: str) -> str:
+    lines = ["```python", "from datasets import load_dataset", ""]
+    for name, splits in counts.items():
+        lines.append(f'ds = load_dataset("{repo_id}", "{name}")  # splits: {", ".join(splits)}')
+    lines += ["", "# or, with the project's helper (checks config and split names first):",
+              "import imageattributionbench as iab",
+              'test = iab.load("semantic_disjoint", split="test")', "```"]
+    return "\n".join(lines)
+
+
+def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str, int]],
+           skipped: dict[str, str], stats: list["ImageStat"], sizes: dict[str, int],
+           fingerprint: str, repo_id: str = iab.HUB_REPO_ID) -> str:
+    """The full README.md of a built repo."""
+    meta = card_metadata(configs, counts, sizes, len([s for s in stats]))
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    labels_present = {s.label for s in stats}
+    skipped_text = ("\n".join(f"- `{k}`: {v}" for k, v in skipped.items())
+                    if skipped else "None: every config has rows in every split.")
+    body = Template(template_text()).substitute(
+        version=iab.BENCHMARK_VERSION,
+        arxiv=iab.PAPER_ARXIV,
+        total_rows=f"{len(stats):,}",
+        n_labels=len(labels_present),
+        n_semantics=len({s.semantic for s in stats}),
+        configs_table=_configs_table(counts),
+        skipped=skipped_text,
+        images_table=_images_table(stats),
+        generators_table=_generators_table(labels_present),
+        degradations_table=_degradations_table(),
+        load_examples=_load_examples(counts, repo_id),
+        biases_table=_biases_table(stats),
+        cutoff=iab.OPEN_SET_CUTOFF,
+        known_labels=", ".join(f"`{k}`" for k in iab.known_labels()),
+        fingerprint=fingerprint,
+        superclasses="; ".join(f"{sup}: {', '.join(subs)}"
+                               for sup, subs in iab.SUPERCLASSES.items()),
+    )
+    return f"---\n{front}---\n\n{body}"
+
+
+def eval_tasks() -> list[dict]:
+    """The leaderboard tasks as eval.yaml declares them."""
+    return [{"id": t.id, "name": t.name, "config": t.config,
+             "split": t.splits[0] if len(t.splits) == 1 else list(t.splits),
+             "metric": t.metric, "aggregate": t.aggregate, "description": t.description}
+            for t in iab.LEADERBOARD_TASKS]
+
+
+def render_eval_yaml() -> str:
+    """eval.yaml: registers the benchmark's headline numbers as Hub leaderboard tasks.
+
+    Model repos report them in ``.eval_results/imageattributionbench.yaml`` with these task ids
+    (written by harness/run.py); values are percentages.
+    """
+    doc = {
+        "name": iab.BENCHMARK_NAME,
+        "description": "Which generative model made this image? Attribution among real images "
+                       "and text-to-image generators, under unseen semantics and degradations "
+                       f"(arXiv:{iab.PAPER_ARXIV}).",
+        "evaluation_framework": "imageattributionbench",
+        "version": iab.BENCHMARK_VERSION,
+        "tasks": eval_tasks(),
+    }
+    return yaml.safe_dump(doc, sort_keys=False, width=100)

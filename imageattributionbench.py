@@ -1,0 +1,659 @@
+"""ImageAttributionBench: the benchmark definition, the single source of truth.
+
+Everything the rest of the project agrees on lives here as plain data and pure functions:
+the labels (``real`` plus one per generator, append-only ids), the semantic subclasses and
+their superclasses, the fold of a prompt, the protocols (dataset configs and their splits), the
+degradations, and the row schema. Heavy libraries are imported only inside the functions that
+need them, so ``import imageattributionbench`` stays fast.
+
+    >>> import imageattributionbench as iab
+    >>> iab.LABELS[:3]
+    ('real', '4o', 'CogView3_PLUS')
+    >>> iab.fold_of("cat/0")
+    'train'
+    >>> ds = iab.load("semantic_disjoint", split="test")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+if TYPE_CHECKING:  # only for type hints: datasets is imported lazily
+    import datasets
+
+BENCHMARK_NAME = "ImageAttributionBench"
+# Bumped when a published row or split can change meaning; results record it.
+BENCHMARK_VERSION = "1.0.0"
+HUB_REPO_ID = "ImageAttributionBench/ImageAttributionBench"
+PAPER_ARXIV = "2605.12967"
+
+
+class BenchmarkError(ValueError):
+    """Bad input to the benchmark: the message says what is wrong and how to fix it."""
+
+
+def _unknown(kind: str, name: object, valid: Iterable[str]) -> BenchmarkError:
+    return BenchmarkError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generators and labels
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatermarkCrop:
+    """Pixels cut from each edge to remove a visible watermark before an image is used."""
+
+    left: int = 0
+    top: int = 0
+    right: int = 0
+    bottom: int = 0
+
+
+@dataclass(frozen=True)
+class Generator:
+    """One label of the benchmark other than ``real``.
+
+    ``runs`` says how images are made: ``diffusers`` (``pipeline`` class + ``hub_id``, with the
+    default ``steps``, ``guidance`` and square ``resolution``), ``api`` (an adapter named by
+    ``api``), or ``external`` (images are imported with ``iab import``).
+    """
+
+    label_id: int
+    name: str
+    display_name: str
+    organization: str
+    family: str
+    released: str  # ISO date of public release; open_set splits known/unknown by it
+    runs: str
+    hub_id: str | None = None
+    pipeline: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    resolution: int | None = None
+    dtype: str | None = None
+    api: str | None = None
+    watermark_crop: WatermarkCrop | None = None
+    in_paper: bool = True
+
+
+RUNS = ("diffusers", "api", "external")
+
+
+def _d(label_id, name, display, org, family, released, hub_id, pipeline, steps, guidance, res,
+       dtype="bfloat16", in_paper=True):
+    return Generator(label_id, name, display, org, family, released, "diffusers", hub_id,
+                     pipeline, steps, guidance, res, dtype, in_paper=in_paper)
+
+
+def _ext(label_id, name, display, org, family, released, runs="external", api=None, hub_id=None,
+         crop=None, in_paper=True):
+    return Generator(label_id, name, display, org, family, released, runs, hub_id=hub_id, api=api,
+                     watermark_crop=crop, in_paper=in_paper)
+
+
+# Append-only: a published label id never changes meaning; a new generator takes the next id.
+# Steps/guidance/resolution are each model card's recommended defaults.
+GENERATORS: tuple[Generator, ...] = (
+    _ext(1, "4o", "GPT-4o image generation", "OpenAI", "autoregressive (closed)", "2025-03-25",
+         runs="api", api="openai"),
+    _d(2, "CogView3_PLUS", "CogView3-Plus-3B", "Zhipu AI", "DiT", "2024-10-13",
+       "THUDM/CogView3-Plus-3B", "CogView3PlusPipeline", 50, 7.0, 1024),
+    _d(3, "FLUX", "FLUX.1 [schnell]", "Black Forest Labs", "MMDiT (rectified flow)", "2024-08-01",
+       "black-forest-labs/FLUX.1-schnell", "FluxPipeline", 4, 0.0, 1024),
+    _d(4, "KANDINSKY", "Kandinsky 3", "Sber AI", "UNet diffusion", "2023-11-22",
+       "kandinsky-community/kandinsky-3", "Kandinsky3Pipeline", 25, 3.0, 1024, "float16"),
+    _d(5, "PIXART", "PixArt-alpha XL-2 1024", "PixArt", "DiT", "2023-11-24",
+       "PixArt-alpha/PixArt-XL-2-1024-MS", "PixArtAlphaPipeline", 20, 4.5, 1024, "float16"),
+    _d(6, "PLAYGROUND_2_5", "Playground v2.5", "Playground", "UNet diffusion (SDXL)", "2024-02-16",
+       "playgroundai/playground-v2.5-1024px-aesthetic", "StableDiffusionXLPipeline", 50, 3.0,
+       1024, "float16"),
+    _d(7, "SD1_5", "Stable Diffusion 1.5", "Runway / Stability AI", "UNet diffusion",
+       "2022-10-20", "stable-diffusion-v1-5/stable-diffusion-v1-5", "StableDiffusionPipeline",
+       50, 7.5, 512, "float16"),
+    _d(8, "SD2_1", "Stable Diffusion 2.1", "Stability AI", "UNet diffusion", "2022-12-07",
+       "stabilityai/stable-diffusion-2-1", "StableDiffusionPipeline", 50, 7.5, 768, "float16"),
+    _d(9, "SD3", "Stable Diffusion 3 Medium", "Stability AI", "MMDiT (rectified flow)",
+       "2024-06-12", "stabilityai/stable-diffusion-3-medium-diffusers",
+       "StableDiffusion3Pipeline", 28, 7.0, 1024, "float16"),
+    _d(10, "SD3_5", "Stable Diffusion 3.5 Large", "Stability AI", "MMDiT (rectified flow)",
+       "2024-10-22", "stabilityai/stable-diffusion-3.5-large", "StableDiffusion3Pipeline", 28,
+       3.5, 1024),
+    _d(11, "SDXL", "Stable Diffusion XL 1.0", "Stability AI", "UNet diffusion (SDXL)",
+       "2023-07-26", "stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline",
+       50, 5.0, 1024, "float16"),
+    _ext(12, "dalle3", "DALL-E 3", "OpenAI", "diffusion (closed)", "2023-10-03", runs="api",
+         api="openai"),
+    _ext(13, "gemini", "Gemini 2.0 Flash image generation", "Google", "closed", "2025-03-12",
+         runs="api", api="gemini"),
+    # The paper crops grok3 outputs to remove the visible watermark in the bottom-right corner.
+    _ext(14, "grok3", "Grok 3 (Aurora)", "xAI", "autoregressive (closed)", "2025-02-17",
+         crop=WatermarkCrop(right=100, bottom=50)),
+    _d(15, "hidream", "HiDream-I1 Full", "HiDream.ai", "sparse DiT (rectified flow)",
+       "2025-04-07", "HiDream-ai/HiDream-I1-Full", "HiDreamImagePipeline", 50, 5.0, 1024),
+    _d(16, "hunyuan", "HunyuanDiT v1.2", "Tencent", "DiT", "2024-05-14",
+       "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers", "HunyuanDiTPipeline", 50, 5.0, 1024,
+       "float16"),
+    _ext(17, "ideogram", "Ideogram 2.0", "Ideogram", "closed", "2024-08-21"),
+    _ext(18, "infinity", "Infinity 2B", "ByteDance", "bitwise autoregressive", "2024-12-05",
+         hub_id="FoundationVision/Infinity"),
+    _ext(19, "janus-pro", "Janus-Pro 7B", "DeepSeek", "autoregressive", "2025-01-27",
+         hub_id="deepseek-ai/Janus-Pro-7B"),
+    _ext(20, "kling", "Kling (Kolors image)", "Kuaishou", "closed", "2024-07-06"),
+    _ext(21, "mid-5.2", "Midjourney v5.2", "Midjourney", "closed", "2023-06-22"),
+    _ext(22, "mid-6.0", "Midjourney v6.0", "Midjourney", "closed", "2023-12-21"),
+    _d(23, "Z-Image-Turbo", "Z-Image-Turbo", "Alibaba Tongyi", "single-stream DiT", "2025-11-26",
+       "Tongyi-MAI/Z-Image-Turbo", "ZImagePipeline", 9, 0.0, 1024, in_paper=False),
+    _d(24, "FLUX.2-klein-4B", "FLUX.2 [klein] 4B", "Black Forest Labs", "MMDiT (rectified flow)",
+       "2026-01-15", "black-forest-labs/FLUX.2-klein-4B", "Flux2KleinPipeline", 4, 1.0, 1024,
+       in_paper=False),
+    _d(25, "CogView4-6B", "CogView4-6B", "Zhipu AI", "DiT", "2025-03-04", "THUDM/CogView4-6B",
+       "CogView4Pipeline", 50, 3.5, 1024, in_paper=False),
+    _d(26, "GLM-Image", "GLM-Image", "Zhipu AI", "autoregressive + diffusion decoder",
+       "2026-01-14", "zai-org/GLM-Image", "GlmImagePipeline", 50, 1.5, 1024, in_paper=False),
+    _ext(27, "NextStep-1.1", "NextStep-1.1", "StepFun", "autoregressive (continuous tokens)",
+         "2025-12-01", hub_id="stepfun-ai/NextStep-1.1", in_paper=False),
+    _ext(28, "gpt-image-1", "gpt-image-1", "OpenAI", "autoregressive (closed)", "2025-04-23",
+         runs="api", api="openai", in_paper=False),
+    _ext(29, "Seedream", "Seedream 4.0", "ByteDance", "closed", "2025-09-09", runs="api",
+         api="seedream", in_paper=False),
+    _ext(30, "Gemini-2.5-Flash-Image", "Gemini 2.5 Flash Image", "Google", "closed",
+         "2025-08-26", runs="api", api="gemini", in_paper=False),
+)
+
+REAL = "real"
+LABELS: tuple[str, ...] = (REAL,) + tuple(g.name for g in GENERATORS)
+LABEL_IDS: dict[str, int] = {name: i for i, name in enumerate(LABELS)}
+GENERATOR_BY_NAME: dict[str, Generator] = {g.name: g for g in GENERATORS}
+
+
+def generator(name: str) -> Generator:
+    """The registry entry of a generator; an unknown name lists the valid ones."""
+    try:
+        return GENERATOR_BY_NAME[name]
+    except KeyError:
+        raise _unknown("generator", name, GENERATOR_BY_NAME) from None
+
+
+def label_id(name: str) -> int:
+    """The ClassLabel id of ``real`` or a generator name."""
+    try:
+        return LABEL_IDS[name]
+    except KeyError:
+        raise _unknown("label", name, LABELS) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantics
+# ---------------------------------------------------------------------------------------------
+
+SUPERCLASSES: dict[str, tuple[str, ...]] = {
+    "AnimalFace": ("cat", "dog", "wild"),
+    "COCO": ("COCO",),
+    "HumanFace": ("FFHQ", "celebahq"),
+    "ImageNet-1k": ("ImageNet-1k",),
+    "Scene": ("bedroom", "church", "classroom"),
+}
+SEMANTICS: tuple[str, ...] = tuple(s for subs in SUPERCLASSES.values() for s in subs)
+SUPERCLASS_OF: dict[str, str] = {s: sup for sup, subs in SUPERCLASSES.items() for s in subs}
+
+
+def superclass_of(semantic: str) -> str:
+    """The superclass of a semantic subclass; an unknown name lists the valid ones."""
+    try:
+        return SUPERCLASS_OF[semantic]
+    except KeyError:
+        raise _unknown("semantic", semantic, SEMANTICS) from None
+
+
+def config_slug(semantic: str) -> str:
+    """Config-name form of a subclass: lowercase, other characters become ``_``."""
+    return re.sub(r"[^a-z0-9]", "_", semantic.lower())
+
+
+# ---------------------------------------------------------------------------------------------
+# Folds
+# ---------------------------------------------------------------------------------------------
+
+FOLDS: tuple[str, ...] = ("train", "validation", "test")
+
+
+def fold_position(prompt_id: str) -> float:
+    """sha256 of the prompt id mapped to [0, 1): the fold is a fixed function of it."""
+    digest = hashlib.sha256(prompt_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def fold_of(prompt_id: str) -> str:
+    """``train`` (80%), ``validation`` (10%) or ``test`` (10%) for every image of a prompt.
+
+    All images of one prompt, from every generator, and the real image it was captioned from
+    share a fold, and adding images never moves an existing one.
+    """
+    if not prompt_id:
+        raise BenchmarkError("prompt_id is empty: every row needs '<semantic>/<index>' or "
+                             "'<semantic>/src:<file name>'")
+    x = fold_position(prompt_id)
+    return "train" if x < 0.8 else "validation" if x < 0.9 else "test"
+
+
+def prompt_id(semantic: str, index: int) -> str:
+    """The id of an official prompt: ``<semantic>/<row index in its CSV>``."""
+    return f"{semantic}/{index}"
+
+
+def source_prompt_id(semantic: str, file_name: str) -> str:
+    """The id of an image that no official prompt was captioned from."""
+    return f"{semantic}/src:{file_name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Degradations
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A post-processing applied to the standard test split; ``level`` is the paper's."""
+
+    name: str
+    kind: str  # "down_up" | "jpeg" | "blur"
+    param: float  # scale, JPEG quality, or blur radius
+    level: int
+    description: str
+    output_format: str
+
+
+DEGRADATIONS: dict[str, Degradation] = {
+    d.name: d
+    for d in (
+        Degradation("down_x2", "down_up", 0.5, 1,
+                    "NEAREST resize to (int(w*0.5), int(h*0.5)), at least 1 px, then NEAREST back "
+                    "to (w, h)", "PNG"),
+        Degradation("down_x4", "down_up", 0.25, 2,
+                    "NEAREST resize to (int(w*0.25), int(h*0.25)), at least 1 px, then NEAREST "
+                    "back to (w, h)", "PNG"),
+        Degradation("jpeg_q65", "jpeg", 65, 3, "RGB JPEG at quality 65 (PIL defaults: 4:2:0)",
+                    "JPEG"),
+        Degradation("jpeg_q30", "jpeg", 30, 4, "RGB JPEG at quality 30 (PIL defaults: 4:2:0)",
+                    "JPEG"),
+        Degradation("blur_s3", "blur", 3, 5, "PIL GaussianBlur, radius 3", "PNG"),
+        Degradation("blur_s5", "blur", 5, 6, "PIL GaussianBlur, radius 5", "PNG"),
+    )
+}
+
+
+def _rgb(image_bytes: bytes):
+    from PIL import Image
+
+    with Image.open(io.BytesIO(image_bytes)) as im:
+        return im.convert("RGB")
+
+
+def _encode(img, fmt: str, quality: int | None = None) -> bytes:
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        img.save(buf, "JPEG", quality=quality)
+    else:
+        img.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def apply_degradation(img, name: str):
+    """Degrade a decoded RGB PIL image; returns (PIL image, format, JPEG quality or None)."""
+    from PIL import Image, ImageFilter
+
+    d = degradation(name)
+    if d.kind == "down_up":
+        w, h = img.size
+        small = img.resize((max(1, int(w * d.param)), max(1, int(h * d.param))),
+                           Image.Resampling.NEAREST)
+        return small.resize((w, h), Image.Resampling.NEAREST), "PNG", None
+    if d.kind == "jpeg":
+        return img, "JPEG", int(d.param)
+    return img.filter(ImageFilter.GaussianBlur(d.param)), "PNG", None
+
+
+def degrade(image_bytes: bytes, name: str) -> bytes:
+    """The bytes of one degraded version of an image (any format PIL reads; RGB out)."""
+    img, fmt, quality = apply_degradation(_rgb(image_bytes), name)
+    return _encode(img, fmt, quality)
+
+
+def degrade_all(image_bytes: bytes) -> dict[str, bytes]:
+    """Every degradation of one image, decoding it once."""
+    rgb = _rgb(image_bytes)
+    out = {}
+    for name in DEGRADATIONS:
+        img, fmt, quality = apply_degradation(rgb, name)
+        out[name] = _encode(img, fmt, quality)
+    return out
+
+
+def degradation(name: str) -> Degradation:
+    """A degradation by name; an unknown name lists the valid ones."""
+    try:
+        return DEGRADATIONS[name]
+    except KeyError:
+        raise _unknown("degradation", name, DEGRADATIONS) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Protocols: dataset configs as data
+# ---------------------------------------------------------------------------------------------
+
+# open_set: generators released before this date are "known" (trained on); all are tested.
+OPEN_SET_CUTOFF = "2025-01-01"
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Which rows make one split: shards of these semantics and folds (None: all semantics),
+    only these labels (None: all), or a degraded copy of the standard test fold."""
+
+    name: str
+    folds: tuple[str, ...] = ()
+    semantics: tuple[str, ...] | None = None
+    labels: tuple[str, ...] | None = None
+    degradation: str | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One dataset config: ``load_dataset(repo, name, split=...)``."""
+
+    name: str
+    description: str
+    splits: tuple[SplitSpec, ...]
+    default: bool = False
+    train_semantic: str | None = None
+    paper_task: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def split(self, name: str) -> SplitSpec:
+        for s in self.splits:
+            if s.name == name:
+                return s
+        raise _unknown(f"split of {self.name!r}", name, [s.name for s in self.splits])
+
+
+def known_labels(cutoff: str = OPEN_SET_CUTOFF) -> tuple[str, ...]:
+    """``real`` and the generators released before ``cutoff`` (open_set's known classes)."""
+    return (REAL,) + tuple(g.name for g in GENERATORS if g.released < cutoff)
+
+
+def _semantic_disjoint(train: str, name: str, paper_task: int | None) -> Protocol:
+    others = tuple(s for s in SEMANTICS if s != train)
+    return Protocol(
+        name,
+        f"Train on {train} only; test_seen is {train}'s test fold, test is every other subclass "
+        "(all folds).",
+        (
+            SplitSpec("train", ("train",), (train,)),
+            SplitSpec("validation", ("validation",), (train,)),
+            SplitSpec("test_seen", ("test",), (train,)),
+            SplitSpec("test", FOLDS, others),
+        ),
+        train_semantic=train,
+        paper_task=paper_task,
+    )
+
+
+_PAPER_TASKS = {"cat": 1, "bedroom": 2, "FFHQ": 3}
+
+
+def _protocols() -> dict[str, Protocol]:
+    protos = [
+        Protocol(
+            "standard",
+            "All subclasses; train / validation / test by fold.",
+            tuple(SplitSpec(f, (f,)) for f in FOLDS),
+            default=True,
+        ),
+        _semantic_disjoint("cat", "semantic_disjoint", 1),
+    ]
+    protos += [
+        _semantic_disjoint(s, f"semantic_disjoint_{config_slug(s)}", _PAPER_TASKS.get(s))
+        for s in SEMANTICS
+        if s != "cat"
+    ]
+    protos.append(
+        Protocol(
+            "degraded",
+            "The standard test split after each post-processing (one split per degradation).",
+            tuple(SplitSpec(d, ("test",), degradation=d) for d in DEGRADATIONS),
+        )
+    )
+    known = known_labels()
+    protos.append(
+        Protocol(
+            "open_set",
+            f"Train / validation on real and the generators released before {OPEN_SET_CUTOFF} "
+            "(known); test on every label: attribute the known, reject the unknown.",
+            (
+                SplitSpec("train", ("train",), labels=known),
+                SplitSpec("validation", ("validation",), labels=known),
+                SplitSpec("test", ("test",)),
+            ),
+            extra={"cutoff": OPEN_SET_CUTOFF, "known_labels": list(known)},
+        )
+    )
+    return {p.name: p for p in protos}
+
+
+PROTOCOLS: dict[str, Protocol] = _protocols()
+DEFAULT_CONFIG = "standard"
+
+
+def protocol(name: str) -> Protocol:
+    """A protocol (dataset config) by name; an unknown name lists the valid ones."""
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise _unknown("config", name, PROTOCOLS) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Repo layout: which shard files make each split
+# ---------------------------------------------------------------------------------------------
+
+ROWS_PER_ROW_GROUP = 100  # small row groups keep the Hub viewer fast
+MAX_SHARD_BYTES = 500 * 1000**2
+
+
+def shard_name(label: str, k: int, n: int) -> str:
+    return f"{label}-{k:05d}-of-{n:05d}.parquet"
+
+
+def data_shard_path(semantic: str, fold: str, label: str, k: int, n: int) -> str:
+    return f"data/{semantic}/{fold}/{shard_name(label, k, n)}"
+
+
+def degraded_shard_path(degradation_name: str, semantic: str, label: str, k: int, n: int) -> str:
+    return f"degraded/{degradation_name}/{semantic}/{shard_name(label, k, n)}"
+
+
+_SHARD_RE = re.compile(
+    r"^(?:data/(?P<semantic>[^/]+)/(?P<fold>[^/]+)|degraded/(?P<degradation>[^/]+)/"
+    r"(?P<dsemantic>[^/]+))/(?P<label>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$"
+)
+
+
+@dataclass(frozen=True)
+class ShardKey:
+    """What a shard path says about its rows."""
+
+    semantic: str
+    label: str
+    fold: str  # "test" for degraded shards
+    degradation: str | None
+
+
+def parse_shard_path(path: str) -> ShardKey | None:
+    """The key of a data/ or degraded/ shard path in repo layout, or None for other files."""
+    m = _SHARD_RE.match(path)
+    if not m:
+        return None
+    if m["degradation"]:
+        return ShardKey(m["dsemantic"], m["label"], "test", m["degradation"])
+    return ShardKey(m["semantic"], m["label"], m["fold"], None)
+
+
+def split_contains(spec: SplitSpec, key: ShardKey) -> bool:
+    """Whether the rows of a shard belong to a split."""
+    if spec.degradation != key.degradation:
+        return False
+    if spec.semantics is not None and key.semantic not in spec.semantics:
+        return False
+    if spec.labels is not None and key.label not in spec.labels:
+        return False
+    return key.fold in spec.folds
+
+
+def split_files(spec: SplitSpec, shard_paths: Iterable[str]) -> list[str]:
+    """The shard files (repo-relative) of one split, sorted."""
+    keys = ((p, parse_shard_path(p)) for p in shard_paths)
+    return sorted(p for p, k in keys if k is not None and split_contains(spec, k))
+
+
+# ---------------------------------------------------------------------------------------------
+# Row schema
+# ---------------------------------------------------------------------------------------------
+
+# (column, datasets Value dtype or special), in DESIGN section 3 order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("image", "image"),
+    ("label", "label"),
+    ("generator", "string"),
+    ("semantic", "string"),
+    ("superclass", "string"),
+    ("prompt", "string"),
+    ("prompt_id", "string"),
+    ("image_index", "int32"),
+    ("seed", "int64"),
+    ("model_id", "string"),
+    ("model_revision", "string"),
+    ("pipeline", "string"),
+    ("num_inference_steps", "int32"),
+    ("guidance_scale", "float32"),
+    ("width", "int32"),
+    ("height", "int32"),
+    ("format", "string"),
+    ("sha256", "string"),
+    ("source", "string"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c for c, _ in COLUMNS)
+# Columns that must hold a value in every row (the rest may be null, never "" or -1).
+REQUIRED_VALUES: tuple[str, ...] = (
+    "image", "label", "generator", "semantic", "superclass", "prompt_id", "image_index",
+    "width", "height", "format", "sha256",
+)
+
+
+def features() -> "datasets.Features":
+    """The datasets Features of every row (raw and published shards alike)."""
+    import datasets
+
+    def feature(dtype: str):
+        if dtype == "image":
+            return datasets.Image()
+        if dtype == "label":
+            return datasets.ClassLabel(names=list(LABELS))
+        return datasets.Value(dtype)
+
+    return datasets.Features({name: feature(dtype) for name, dtype in COLUMNS})
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Leaderboard tasks (eval.yaml) and loading
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaderboardTask:
+    """One headline number of the benchmark, as registered in the dataset repo's eval.yaml."""
+
+    id: str
+    name: str
+    config: str
+    splits: tuple[str, ...]
+    metric: str
+    aggregate: str  # how the splits' metric values combine into the one number
+    description: str
+
+
+LEADERBOARD_TASKS: tuple[LeaderboardTask, ...] = (
+    LeaderboardTask("standard_accuracy", "Standard accuracy", "standard", ("test",), "accuracy",
+                    "value", "Top-1 attribution accuracy (%) on the standard test split."),
+    LeaderboardTask("degraded_mean_accuracy", "Degraded accuracy (mean)", "degraded",
+                    tuple(DEGRADATIONS), "accuracy", "mean",
+                    "Mean top-1 accuracy (%) over the six degraded test splits."),
+    LeaderboardTask("degraded_worst_accuracy", "Degraded accuracy (worst)", "degraded",
+                    tuple(DEGRADATIONS), "accuracy", "min",
+                    "Worst top-1 accuracy (%) over the six degraded test splits."),
+    LeaderboardTask("semantic_disjoint_mean_accuracy", "Semantic-disjoint accuracy (mean)",
+                    "semantic_disjoint", ("test",), "accuracy", "mean",
+                    "Mean top-1 accuracy (%) on unseen subclasses over the paper's three tasks "
+                    "(train on cat, bedroom, FFHQ): configs semantic_disjoint, "
+                    "semantic_disjoint_bedroom, semantic_disjoint_ffhq."),
+    LeaderboardTask("open_set_auroc", "Open-set AUROC", "open_set", ("test",), "auroc_unknown",
+                    "value", "AUROC (%) of known-vs-unknown generator rejection on the open_set "
+                    "test split."),
+)
+PAPER_SEMANTIC_TASKS: tuple[str, ...] = tuple(
+    p.name for p in sorted(PROTOCOLS.values(), key=lambda p: p.paper_task or 99) if p.paper_task
+)
+
+
+def load(config: str = DEFAULT_CONFIG, split: str | None = None, repo: str = HUB_REPO_ID,
+         revision: str | None = None, **kwargs):
+    """``datasets.load_dataset`` for a benchmark config, checking the names first.
+
+    ``repo`` is a Hub dataset id or a local folder built by ``iab build``; other keyword
+    arguments (``streaming=True``, ``cache_dir`` ...) go to ``load_dataset`` unchanged.
+    """
+    proto = protocol(config)
+    if split is not None:
+        proto.split(split.split("[")[0])  # validates the name; slicing syntax passes through
+    from datasets import load_dataset
+
+    return load_dataset(repo, config, split=split, revision=revision, **kwargs)
+
+
+def info() -> dict:
+    """The taxonomy and protocols as one JSON-ready object (``iab info --json``)."""
+    return {
+        "benchmark": BENCHMARK_NAME,
+        "version": BENCHMARK_VERSION,
+        "labels": [
+            {"id": 0, "name": REAL, "runs": None}
+        ] + [
+            {"id": g.label_id, "name": g.name, "display_name": g.display_name,
+             "organization": g.organization, "family": g.family, "released": g.released,
+             "runs": g.runs, "hub_id": g.hub_id, "pipeline": g.pipeline, "steps": g.steps,
+             "guidance": g.guidance, "resolution": g.resolution, "dtype": g.dtype, "api": g.api,
+             "watermark_crop": None if g.watermark_crop is None else vars(g.watermark_crop),
+             "in_paper": g.in_paper}
+            for g in GENERATORS
+        ],
+        "semantics": [{"name": s, "superclass": SUPERCLASS_OF[s]} for s in SEMANTICS],
+        "configs": [
+            {"name": p.name, "default": p.default, "description": p.description,
+             "splits": [s.name for s in p.splits], **p.extra}
+            for p in PROTOCOLS.values()
+        ],
+        "degradations": [vars(d) for d in DEGRADATIONS.values()],
+    }
+
+
+# Small helpers used by more than one tool.
+ImageCheck = Callable[[bytes], None]

@@ -1,0 +1,1 @@
+"""The official prompt set (see NOTICE.md), shipped inside the iab package as iab.prompt_set."""
