@@ -116,7 +116,7 @@ def _check_row(path: Path, i: int, r: dict) -> RowRef:
     return RowRef(-1, i, gen, sem, pid, r["image_index"], r["sha256"], iab.fold_of(pid))
 
 
-def scan_raw(files: list[Path]) -> tuple[list[RowRef], int]:
+def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], int]:
     """Check every raw row's metadata; returns the rows to publish and the duplicates dropped.
 
     A row is identified by (generator, prompt_id, image_index): the same row twice with the
@@ -125,7 +125,7 @@ def scan_raw(files: list[Path]) -> tuple[list[RowRef], int]:
     refs: dict[tuple[str, str, int], RowRef] = {}
     duplicates = 0
     for fi, path in enumerate(tqdm(files, desc="scan raw shards", unit="shard",
-                                   disable=len(files) < 20)):
+                                   disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = pf.read(columns=_META_COLUMNS)
@@ -327,7 +327,8 @@ def _tasks(refs: list[RowRef], files: list[Path], root: Path) -> list[tuple]:
 
 
 def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False,
-          num_proc: int = 1, progress: bool = True) -> BuildReport:
+          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True
+          ) -> BuildReport:
     """Build the Hub repo folder ``out`` from raw shards (files or folders of .parquet).
 
     Nothing is written unless the whole build succeeds; ``out`` must be new, empty, or hold an
@@ -338,7 +339,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     inputs = list(inputs)
     _check_out(out, overwrite)
     files = shards.find_raw_shards(inputs)
-    refs, duplicates = scan_raw(files)
+    refs, duplicates = scan_raw(files, progress)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
     try:
@@ -369,7 +370,8 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
                   for name, splits in configs.items()}
         fp = fingerprint(refs)
         sizes = {r.path: r.bytes for r in records}
-        (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp))
+        (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp,
+                                                        repo_id))
         (tmp / "eval.yaml").write_text(card.render_eval_yaml())
         manifest = {
             "benchmark": iab.BENCHMARK_NAME, "version": iab.BENCHMARK_VERSION,

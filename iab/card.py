@@ -22,7 +22,7 @@ def template_text() -> str:
     return resources.files("iab.dataset_card").joinpath("template.md").read_text()
 
 
-def _matches(pattern: str, path: str) -> bool:
+def pattern_matches(pattern: str, path: str) -> bool:
     pp, fp = pattern.split("/"), path.split("/")
     return len(pp) == len(fp) and all(fnmatchcase(f, p) for p, f in zip(pp, fp))
 
@@ -47,7 +47,7 @@ def data_file_patterns(files: list[str], all_files: set[str]) -> list[str]:
         if f in covered:
             continue
         for cand in _generalizations(f):
-            hits = {g for g in all_files if _matches(cand, g)}
+            hits = {g for g in all_files if pattern_matches(cand, g)}
             if hits <= wanted:
                 patterns.append(cand)
                 covered |= hits

@@ -1,2 +1,154 @@
-def main():
-    print("stub")
+"""The ``iab`` command: build, verify, info, import and demo.
+
+Run ``iab <command> --help`` for each command's options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import imageattributionbench as iab
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from iab.build import build
+
+    report = build(args.raw, args.out, overwrite=args.overwrite, num_proc=args.num_proc,
+                   repo_id=args.repo_id, progress=not args.quiet)
+    print(f"built {report.out}: {report.rows:,} rows in {len(report.shards)} shards, "
+          f"{len(report.configs)} configs (fingerprint {report.fingerprint[:12]})")
+    if report.duplicates_dropped:
+        print(f"dropped {report.duplicates_dropped} duplicate rows (same generator, prompt, "
+              "image index and bytes)")
+    for name, why in report.skipped_configs.items():
+        print(f"config {name} not built: {why}")
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from iab.verify import verify
+
+    problems, summary = verify(args.repo)
+    for p in problems:
+        print(f"FAIL {p}")
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.repo}")
+        return 1
+    print(f"OK {args.repo}: {summary['rows']:,} rows in {summary['shards']} shards, "
+          f"{summary['configs']} configs, fingerprint {summary['fingerprint'][:12]}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    data = iab.info()
+    if args.json:
+        print(json.dumps(data, indent=1))
+        return 0
+    print(f"{data['benchmark']} {data['version']}\n\nlabels (id name: how it runs, released)")
+    for lb in data["labels"]:
+        how = lb["runs"] or "real photographs"
+        print(f"  {lb['id']:>2} {lb['name']}: {how}" + (f", {lb['released']}" if lb.get(
+            "released") else ""))
+    print("\nsemantics (superclass: subclasses)")
+    for sup, subs in iab.SUPERCLASSES.items():
+        print(f"  {sup}: {', '.join(subs)}")
+    print("\nconfigs (name: splits)")
+    for c in data["configs"]:
+        print(f"  {c['name']}{' (default)' if c['default'] else ''}: {', '.join(c['splits'])}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from iab.importer import import_images
+
+    report = import_images(args.src, args.out, generator=args.generator,
+                           semantic=args.semantic, crop=not args.no_crop)
+    print(f"imported {report.rows:,} images into {len(report.shards)} raw shards under "
+          f"{args.out}")
+    if report.skipped_done:
+        print(f"skipped {len(report.skipped_done)} unit(s) already imported")
+    if report.unlinked_prompts:
+        print(f"{report.unlinked_prompts} image(s) not linked to an official prompt "
+              "(prompt_id '<semantic>/src:<file name>')")
+    if report.unmapped:
+        print(f"could not map {len(report.unmapped)} item(s):")
+        for item in report.unmapped:
+            print(f"  {item}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from iab.demo import run_demo
+
+    run_demo(Path(args.out), num_proc=args.num_proc)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="iab", description="ImageAttributionBench: build, check and inspect the benchmark.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="raw shards -> a folder laid out as the Hub dataset repo",
+                       description="Build the Hub dataset repo folder (data/, degraded/, "
+                                   "README.md card, eval.yaml, manifest.json, checksums.sha256) "
+                                   "from raw shards. Nothing is written unless the whole build "
+                                   "succeeds.")
+    b.add_argument("raw", nargs="+", metavar="RAW", help="folders or .parquet files of raw shards")
+    b.add_argument("--out", required=True, help="output folder (new, empty, or an earlier build)")
+    b.add_argument("--overwrite", action="store_true", help="replace an earlier build in --out")
+    b.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
+    b.add_argument("--repo-id", default=iab.HUB_REPO_ID,
+                   help=f"Hub id used in the card's examples (default {iab.HUB_REPO_ID})")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(func=_cmd_build)
+
+    v = sub.add_parser("verify", help="check a built repo folder",
+                       description="Check checksums, row counts, schema, folders, fold "
+                                   "disjointness, degraded splits and the card's configs. "
+                                   "Exit status 1 when anything is wrong.")
+    v.add_argument("repo", help="a folder built by `iab build` (or a clone of the Hub repo)")
+    v.set_defaults(func=_cmd_verify)
+
+    i = sub.add_parser("info", help="labels, semantics and configs")
+    i.add_argument("--json", action="store_true",
+                   help="one JSON object with keys labels, semantics, configs (and more)")
+    i.set_defaults(func=_cmd_info)
+
+    im = sub.add_parser("import", help="existing images -> raw shards",
+                        description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
+                                    "...) or the paper's parquet release (data/<model>/"
+                                    "<main_category>/<sub_category>.parquet) into raw shards. "
+                                    "Lists what it cannot map; rerun to resume.")
+    im.add_argument("src", help="folder of images, or the root of a parquet release")
+    im.add_argument("--out", required=True, help="raw shard folder to write into")
+    im.add_argument("--generator", help="label of every image (else from the first folder)")
+    im.add_argument("--semantic", help="subclass of every image (else from folder names)")
+    im.add_argument("--no-crop", action="store_true",
+                    help="keep visible watermarks the registry says to crop (e.g. grok3)")
+    im.set_defaults(func=_cmd_import)
+
+    d = sub.add_parser("demo", help="build and load the small offline demo benchmark",
+                       description="Write synthetic raw shards for a few labels on the official "
+                                   "prompts, build them, verify the build and load every config "
+                                   "with datasets.load_dataset. Needs no GPU and no network.")
+    d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
+    d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
+    d.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except iab.BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
