@@ -379,7 +379,8 @@ class Protocol:
         for s in self.splits:
             if s.name == name:
                 return s
-        raise _unknown(f"split of {self.name!r}", name, [s.name for s in self.splits])
+        raise BenchmarkError(f"config {self.name!r} has no split {name!r}; its splits: "
+                             + ", ".join(s.name for s in self.splits))
 
 
 def known_labels(cutoff: str = OPEN_SET_CUTOFF) -> tuple[str, ...]:
