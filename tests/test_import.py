@@ -35,7 +35,7 @@ def tree(tmp_path):
         "ideogram/AnimalFace/cat/AnimalFace_cat_p4_i0.png": png(2),
         "ideogram/AnimalFace/cat/broken_p5_i0.png": png(3)[:50],
         "grok3/Scene/LSUN_bedroom/Scene_LSUN_bedroom_p10_i0.jpg": jpeg(300, 200, 80),
-        "real/COCO/000000.jpg": jpeg(64, 48),
+        f"real/COCO/{official_prompts('COCO')[500].source_file}": jpeg(64, 48),
         "real/COCO/not_captioned.jpg": jpeg(64, 48, seed=1),
         "somemodel/cat/a.png": png(4),
         "ideogram/notes/readme.png": png(5),
@@ -56,7 +56,7 @@ def test_import_tree(tree, tmp_path, raw_dir, built):
     assert r["prompt"] == cat[3].text and r["superclass"] == "AnimalFace"
     assert r["source"] == "ideogram/AnimalFace/cat/AnimalFace_cat_p3_i1.png"
     # a real image is linked to the prompt captioned from it by its file name
-    assert rows[("real", "COCO/0", 0)]["prompt"] == official_prompts("COCO")[0].text
+    assert rows[("real", "COCO/500", 0)]["prompt"] == official_prompts("COCO")[500].text
     assert ("real", "COCO/src:not_captioned.jpg", 0) in rows
     assert report.unlinked_prompts == 1
     # grok3's watermark is cropped (100 px right, 50 px bottom), JPEG tables kept
@@ -112,7 +112,7 @@ def test_import_release(tmp_path, raw_dir, built):
     _release_file(src / "data/mid-6.0/ImageNet-1k/ImageNet-1k.parquet", "mid-6.0",
                   "ImageNet-1k", "", [("ImageNet-1k_p9_i3.png", png(3))])
     _release_file(src / "data/real/HumanFace/FFHQ.parquet", "real", "HumanFace", "FFHQ",
-                  [("003638.png", png(4))])
+                  [(official_prompts("FFHQ")[500].source_file, png(4))])
     _release_file(src / "data/mystery/AnimalFace/cat.parquet", "mystery", "AnimalFace", "cat",
                   [("a_p0_i0.png", png(5))])
     _release_file(src / "data/SD1_5/Scene/tower.parquet", "SD1_5", "Scene", "tower",
@@ -120,7 +120,7 @@ def test_import_release(tmp_path, raw_dir, built):
     report = import_images(src, tmp_path / "raw")
     rows = {(r["generator"], r["prompt_id"], r["image_index"]) for r in _rows(tmp_path / "raw")}
     assert rows == {("FLUX.2-klein-4B", "cat/0", 0), ("FLUX.2-klein-4B", "cat/0", 1),
-                    ("mid-6.0", "ImageNet-1k/9", 3), ("real", "FFHQ/0", 0)}
+                    ("mid-6.0", "ImageNet-1k/9", 3), ("real", "FFHQ/500", 0)}
     text = "\n".join(report.unmapped)
     assert "data/mystery/AnimalFace/cat.parquet: unknown model 'mystery' (1 rows)" in text
     assert "data/SD1_5/Scene/tower.parquet: unknown category 'Scene'/'tower'" in text
