@@ -295,12 +295,17 @@ def _rgb(image_bytes: bytes):
         return im.convert("RGB")
 
 
+# Degraded PNGs are encoded with zlib level 1: 4-5x faster than PIL's default 6 for about 10-20%
+# more bytes. Pixels are the same at any level, and the stored bytes are what everyone uses.
+PNG_COMPRESS_LEVEL = 1
+
+
 def _encode(img, fmt: str, quality: int | None = None) -> bytes:
     buf = io.BytesIO()
     if fmt == "JPEG":
         img.save(buf, "JPEG", quality=quality)
     else:
-        img.save(buf, "PNG")
+        img.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     return buf.getvalue()
 
 

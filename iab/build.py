@@ -379,7 +379,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
             "shards": [asdict(r) for r in records],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        _write_checksums(tmp)
+        _write_checksums(tmp, {r.path: r.sha256 for r in records})
         _install(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -387,10 +387,12 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp)
 
 
-def _write_checksums(root: Path) -> None:
+def _write_checksums(root: Path, known: dict[str, str]) -> None:
+    """checksums.sha256 (``sha256sum -c`` format) over every file; shards' hashes are known."""
     lines = []
     for p in sorted(root.rglob("*"), key=lambda q: q.relative_to(root).as_posix()):
-        if p.is_file() and p.name != "checksums.sha256":
-            lines.append(f"{iab.sha256_hex(p.read_bytes())}  {p.relative_to(root).as_posix()}")
+        rel = p.relative_to(root).as_posix()
+        if p.is_file() and rel != "checksums.sha256":
+            lines.append(f"{known.get(rel) or iab.sha256_hex(p.read_bytes())}  {rel}")
     (root / "checksums.sha256").write_text("\n".join(lines) + "\n")
 

@@ -42,17 +42,29 @@ def _generalizations(path: str) -> list[str]:
 
 def data_file_patterns(files: list[str], all_files: set[str]) -> list[str]:
     """Compact data_files for a split: the most general globs that match no file outside it."""
+    members: dict[str, set[str]] = defaultdict(set)
+    for f in all_files:
+        for cand in _generalizations(f):
+            members[cand].add(f)
     wanted, patterns, covered = set(files), [], set()
     for f in sorted(files):
         if f in covered:
             continue
         for cand in _generalizations(f):
-            hits = {g for g in all_files if pattern_matches(cand, g)}
-            if hits <= wanted:
+            if members[cand] <= wanted:
                 patterns.append(cand)
-                covered |= hits
+                covered |= members[cand]
                 break
     return patterns
+
+
+def expand_patterns(patterns: list[str], files: set[str]) -> set[str]:
+    """The files that data_files patterns select."""
+    out = {p for p in patterns if p in files}
+    for p in patterns:
+        if any(ch in p for ch in "*?["):
+            out |= {f for f in files if pattern_matches(p, f)}
+    return out
 
 
 def _size_category(n: int) -> str:
@@ -90,7 +102,6 @@ def card_metadata(configs: dict[str, dict[str, list[str]]], counts: dict[str, di
         "pretty_name": iab.BENCHMARK_NAME,
         "license": "other",
         "license_name": "imageattributionbench-mixed",
-        "license_link": "LICENSE",
         "language": ["en"],
         "task_categories": ["image-classification"],
         "tags": ["image-attribution", "model-attribution", "ai-generated-image-detection",

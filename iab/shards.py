@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -18,6 +19,7 @@ import imageattributionbench as iab
 _INFO_KEY = b"huggingface"
 
 
+@lru_cache(maxsize=1)
 def arrow_schema() -> pa.Schema:
     """The arrow schema of a shard, with the datasets Features in its metadata (as datasets
     writes it), so a shard read on its own still knows its ClassLabel and Image columns."""
@@ -123,8 +125,8 @@ def inspect_image(data: bytes, where: str) -> ImageFacts:
 def write_shard(table: pa.Table, path: Path) -> None:
     """Write a shard atomically (temp file + rename) in small row groups.
 
-    Statistics are skipped for the image column: min/max of image bytes would copy whole
-    images into the footer.
+    Statistics are skipped for the image column (min/max of image bytes would copy whole
+    images into the footer), and so is compression: image bytes are already compressed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -133,6 +135,8 @@ def write_shard(table: pa.Table, path: Path) -> None:
         pq.write_table(
             table, tmp, row_group_size=iab.ROWS_PER_ROW_GROUP,
             write_statistics=[c for c in table.column_names if c != "image"],
+            compression={c: "snappy" for c in table.column_names if c != "image"}
+            | {"image.bytes": "none", "image.path": "snappy"},
         )
         os.replace(tmp, path)
     except BaseException:

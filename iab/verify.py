@@ -16,7 +16,7 @@ import yaml
 
 import imageattributionbench as iab
 from iab import shards
-from iab.card import pattern_matches
+from iab.card import expand_patterns
 
 
 def _card_configs(readme: Path) -> list[dict]:
@@ -109,7 +109,7 @@ def verify(repo: str | Path) -> tuple[list[str], dict]:
             counts = manifest.get("configs", {}).get(cfg["config_name"], {})
             for split in cfg["data_files"]:
                 pats = split["path"] if isinstance(split["path"], list) else [split["path"]]
-                n = sum(rows for f, rows in rows_of.items() if any(pattern_matches(p, f) for p in pats))
+                n = sum(rows_of[f] for f in expand_patterns(pats, set(rows_of)))
                 if n != counts.get(split["split"]):
                     problems.append(f"README.md: config {cfg['config_name']!r} split "
                                     f"{split['split']!r} selects {n} rows, manifest says "
