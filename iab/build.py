@@ -128,7 +128,7 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
                                    disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
-        table = pf.read(columns=_META_COLUMNS)
+        table = shards.read_table(path, columns=_META_COLUMNS)
         for i, r in enumerate(table.to_pylist()):
             ref = _check_row(path, i, r)
             ref = replace(ref, file=fi)
@@ -159,7 +159,7 @@ def _read_rows(path: Path, wanted: list[int]) -> dict[int, dict]:
         offset += pf.metadata.row_group(g).num_rows
     groups = sorted({next(g for g in reversed(range(len(starts))) if starts[g] <= r)
                      for r in wanted})
-    table = pf.read_row_groups(groups)
+    table = shards.read_table(path, row_groups=groups)
     base = {g: sum(pf.metadata.row_group(h).num_rows for h in groups[:n])
             for n, g in enumerate(groups)}
     out = {}

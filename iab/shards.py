@@ -56,6 +56,23 @@ def open_parquet(path: Path) -> pq.ParquetFile:
                                  "truncated: regenerate it or remove it from the inputs") from e
 
 
+def read_table(path: Path, columns: list[str] | None = None,
+               row_groups: list[int] | None = None) -> pa.Table:
+    """A parquet file's table (or some of its row groups), decoded enough to catch damage
+    inside: any read failure becomes a clear error naming the file."""
+    try:
+        pf = open_parquet(path)
+        table = pf.read(columns=columns) if row_groups is None else pf.read_row_groups(
+            row_groups, columns=columns)
+        table.validate(full=True)  # e.g. string columns holding bytes that are not UTF-8
+        return table
+    except iab.BenchmarkError:
+        raise
+    except Exception as e:
+        raise iab.BenchmarkError(f"{path}: damaged parquet data ({type(e).__name__}: {e}); "
+                                 "regenerate this shard or remove it from the inputs") from e
+
+
 def check_columns(path: Path, schema: pa.Schema) -> None:
     missing = [c for c in iab.COLUMN_NAMES if c not in schema.names]
     if missing:

@@ -64,9 +64,11 @@ def verify(repo: str | Path) -> tuple[list[str], dict]:
             problems.append(f"{path}: listed in manifest.json but missing or misnamed")
             continue
         try:
-            table = shards.open_parquet(repo / path).read()
-        except iab.BenchmarkError as e:
-            problems.append(str(e))
+            table = shards.read_table(repo / path)
+            images = shards.image_bytes_column(table)
+            metadata = table.drop(["image"]).to_pylist()
+        except Exception as e:  # any damage: bad pages, bytes that are not UTF-8 ...
+            problems.append(f"{path}: unreadable ({type(e).__name__}: {e})")
             continue
         rows_of[path] = table.num_rows
         if table.schema.remove_metadata() != expected_schema:
@@ -74,8 +76,7 @@ def verify(repo: str | Path) -> tuple[list[str], dict]:
             continue
         if table.num_rows != rec["rows"]:
             problems.append(f"{path}: {table.num_rows} rows, manifest says {rec['rows']}")
-        images = shards.image_bytes_column(table)
-        for i, (row, data) in enumerate(zip(table.drop(["image"]).to_pylist(), images)):
+        for i, (row, data) in enumerate(zip(metadata, images)):
             where = f"{path}, row {i}"
             if row["generator"] != key.label or row["label"] != iab.LABEL_IDS.get(key.label):
                 problems.append(f"{where}: label {row['generator']!r} in a {key.label!r} shard")

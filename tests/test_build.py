@@ -222,3 +222,15 @@ def test_configs_with_an_empty_split_are_left_out(tmp_path):
     assert "standard" in report.configs and "degraded" in report.configs
     assert report.skipped_configs["semantic_disjoint"] == "no rows for split(s) test"
     assert "semantic_disjoint_dog" in report.skipped_configs
+
+
+def test_damaged_parquet_data_is_refused(tmp_path):
+    raw = tmp_path / "raw"
+    path = write_rows(raw / "a.parquet", [row(index=i, seed=i) for i in range(3)])
+    data = bytearray(path.read_bytes())
+    at = data.index(b"AnimalFace")  # inside the superclass column's pages
+    data[at:at + 4] = b"\xa0\xa0\xa0\xa0"
+    path.write_bytes(bytes(data))
+    with pytest.raises(iab.BenchmarkError, match=r"a\.parquet: damaged parquet data"):
+        build([raw], tmp_path / "out", progress=False)
+    _assert_nothing_written(tmp_path, tmp_path / "out")
