@@ -20,7 +20,7 @@ import hashlib
 import io
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:  # only for type hints: datasets is imported lazily
     import datasets
@@ -78,6 +78,7 @@ class Generator:
     resolution: int | None = None
     dtype: str | None = None
     api: str | None = None
+    api_model: str | None = None
     watermark_crop: WatermarkCrop | None = None
     in_paper: bool = True
 
@@ -92,16 +93,17 @@ def _d(label_id, name, display, org, family, released, hub_id, pipeline, steps, 
 
 
 def _ext(label_id, name, display, org, family, released, runs="external", api=None, hub_id=None,
-         crop=None, in_paper=True):
+         crop=None, in_paper=True, api_model=None):
     return Generator(label_id, name, display, org, family, released, runs, hub_id=hub_id, api=api,
-                     watermark_crop=crop, in_paper=in_paper)
+                     api_model=api_model, watermark_crop=crop, in_paper=in_paper)
 
 
 # Append-only: a published label id never changes meaning; a new generator takes the next id.
 # Steps/guidance/resolution are each model card's recommended defaults.
 GENERATORS: tuple[Generator, ...] = (
-    _ext(1, "4o", "GPT-4o image generation", "OpenAI", "autoregressive (closed)", "2025-03-25",
-         runs="api", api="openai"),
+    # ChatGPT's GPT-4o images, imported: the API's model for it is gpt-image-1 (label 28).
+    _ext(1, "4o", "GPT-4o image generation (ChatGPT)", "OpenAI", "autoregressive (closed)",
+         "2025-03-25"),
     _d(2, "CogView3_PLUS", "CogView3-Plus-3B", "Zhipu AI", "DiT", "2024-10-13",
        "THUDM/CogView3-Plus-3B", "CogView3PlusPipeline", 50, 7.0, 1024),
     _d(3, "FLUX", "FLUX.1 [schnell]", "Black Forest Labs", "MMDiT (rectified flow)", "2024-08-01",
@@ -128,9 +130,9 @@ GENERATORS: tuple[Generator, ...] = (
        "2023-07-26", "stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline",
        50, 5.0, 1024, "float16"),
     _ext(12, "dalle3", "DALL-E 3", "OpenAI", "diffusion (closed)", "2023-10-03", runs="api",
-         api="openai"),
+         api="openai", api_model="dall-e-3"),
     _ext(13, "gemini", "Gemini 2.0 Flash image generation", "Google", "closed", "2025-03-12",
-         runs="api", api="gemini"),
+         runs="api", api="gemini", api_model="gemini-2.0-flash-preview-image-generation"),
     # The paper crops grok3 outputs to remove the visible watermark in the bottom-right corner.
     _ext(14, "grok3", "Grok 3 (Aurora)", "xAI", "autoregressive (closed)", "2025-02-17",
          crop=WatermarkCrop(right=100, bottom=50)),
@@ -159,11 +161,12 @@ GENERATORS: tuple[Generator, ...] = (
     _ext(27, "NextStep-1.1", "NextStep-1.1", "StepFun", "autoregressive (continuous tokens)",
          "2025-12-01", hub_id="stepfun-ai/NextStep-1.1", in_paper=False),
     _ext(28, "gpt-image-1", "gpt-image-1", "OpenAI", "autoregressive (closed)", "2025-04-23",
-         runs="api", api="openai", in_paper=False),
+         runs="api", api="openai", api_model="gpt-image-1", in_paper=False),
     _ext(29, "Seedream", "Seedream 4.0", "ByteDance", "closed", "2025-09-09", runs="api",
-         api="seedream", in_paper=False),
+         api="seedream", api_model="seedream-4-0-250828", in_paper=False),
     _ext(30, "Gemini-2.5-Flash-Image", "Gemini 2.5 Flash Image", "Google", "closed",
-         "2025-08-26", runs="api", api="gemini", in_paper=False),
+         "2025-08-26", runs="api", api="gemini", api_model="gemini-2.5-flash-image",
+         in_paper=False),
 )
 
 REAL = "real"
@@ -245,6 +248,13 @@ def fold_of(prompt_id: str) -> str:
 def prompt_id(semantic: str, index: int) -> str:
     """The id of an official prompt: ``<semantic>/<row index in its CSV>``."""
     return f"{semantic}/{index}"
+
+
+def image_seed(generator_name: str, prompt_id: str, image_index: int) -> int:
+    """The seed of one generated image: a fixed function of (generator, prompt, image index),
+    below 2**31 so that every library and API accepts it."""
+    key = f"{generator_name}\n{prompt_id}\n{image_index}".encode("utf-8")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % 2**31
 
 
 def source_prompt_id(semantic: str, file_name: str) -> str:
@@ -646,6 +656,7 @@ def info() -> dict:
             {"id": g.label_id, "name": g.name, "display_name": g.display_name,
              "organization": g.organization, "family": g.family, "released": g.released,
              "runs": g.runs, "hub_id": g.hub_id, "pipeline": g.pipeline, "steps": g.steps,
+             "api_model": g.api_model,
              "guidance": g.guidance, "resolution": g.resolution, "dtype": g.dtype, "api": g.api,
              "watermark_crop": None if g.watermark_crop is None else vars(g.watermark_crop),
              "in_paper": g.in_paper}
@@ -661,5 +672,16 @@ def info() -> dict:
     }
 
 
-# Small helpers used by more than one tool.
-ImageCheck = Callable[[bytes], None]
+
+def build(raw, out, **kwargs):
+    """Build the Hub repo folder ``out`` from raw shards; see ``iab.build.build``."""
+    from iab.build import build as _build
+
+    return _build(raw, out, **kwargs)
+
+
+def verify(repo):
+    """Problems found in a built repo folder, and a summary; see ``iab.verify.verify``."""
+    from iab.verify import verify as _verify
+
+    return _verify(repo)

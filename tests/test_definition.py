@@ -116,3 +116,14 @@ def test_load_checks_names_before_loading():
         iab.load("semantic_disjoint_horse", repo="unused")
     with pytest.raises(iab.BenchmarkError, match="config 'standard' has no split 'test_seen'; its splits: train, validation, test"):
         iab.load("standard", split="test_seen", repo="unused")
+
+
+def test_importing_the_definition_stays_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, imageattributionbench; "
+            "print(sorted(m for m in ('datasets', 'PIL', 'numpy', 'torch', 'pyarrow', 'iab') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
