@@ -69,7 +69,7 @@ class ImportReport:
     unlinked_prompts: int = 0
 
 
-def _prompt_of(label: str, semantic: str, filename: str) -> tuple[str, int, str | None]:
+def prompt_of(label: str, semantic: str, filename: str) -> tuple[str, int, str | None]:
     """(prompt_id, image_index, prompt text) for an imported file name."""
     stem = Path(filename).name
     if label == iab.REAL:
@@ -104,15 +104,16 @@ def crop_watermark(data: bytes, crop: iab.WatermarkCrop) -> bytes:
     return buf.getvalue()
 
 
-def _row(data: bytes, label: str, semantic: str, filename: str, source: str, where: str,
+def image_row(data: bytes, label: str, semantic: str, filename: str, source: str, where: str,
          crop: bool, report: ImportReport) -> dict:
+    """A raw row for one imported image (watermark cropped where the registry says)."""
     g = iab.GENERATOR_BY_NAME.get(label)
     if crop and g is not None and g.watermark_crop is not None:
         data = crop_watermark(data, g.watermark_crop)
         c = g.watermark_crop
         source += f" (watermark cropped: left {c.left}, top {c.top}, right {c.right}, " \
                   f"bottom {c.bottom} px)"
-    pid, image_index, text = _prompt_of(label, semantic, filename)
+    pid, image_index, text = prompt_of(label, semantic, filename)
     if "/src:" in pid:
         report.unlinked_prompts += 1
     meta = {}
@@ -122,7 +123,7 @@ def _row(data: bytes, label: str, semantic: str, filename: str, source: str, whe
                            image_path=Path(filename).name, where=where, source=source, **meta)
 
 
-def _write_unit(rows: Iterator[dict], dest_dir: Path, stem: str, report: ImportReport) -> None:
+def write_unit(rows: Iterator[dict], dest_dir: Path, stem: str, report: ImportReport) -> None:
     batch, k = [], 0
     for row in rows:
         batch.append(row)
@@ -180,12 +181,12 @@ def import_release(src: Path, out: Path, crop: bool, report: ImportReport) -> No
             for i, (data, name) in enumerate(zip(images, names)):
                 where = f"{rel}, row {i}"
                 try:
-                    yield _row(data or b"", label, semantic, name or f"row{i}",
+                    yield image_row(data or b"", label, semantic, name or f"row{i}",
                                f"{rel}:{name}", where, crop, report)
                 except iab.BenchmarkError as e:
                     report.unmapped.append(str(e))
 
-        _write_unit(rows(), dest, stem, report)
+        write_unit(rows(), dest, stem, report)
 
 
 def import_tree(src: Path, out: Path, generator: str | None, semantic: str | None, crop: bool,
@@ -213,11 +214,11 @@ def import_tree(src: Path, out: Path, generator: str | None, semantic: str | Non
             for p in paths:
                 rel = p.relative_to(src).as_posix()
                 try:
-                    yield _row(p.read_bytes(), label, sem, p.name, rel, rel, crop, report)
+                    yield image_row(p.read_bytes(), label, sem, p.name, rel, rel, crop, report)
                 except iab.BenchmarkError as e:
                     report.unmapped.append(str(e))
 
-        _write_unit(rows(), dest, "import", report)
+        write_unit(rows(), dest, "import", report)
 
 
 def import_images(src: str | Path, out: str | Path, generator: str | None = None,
