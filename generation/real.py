@@ -40,10 +40,8 @@ def _records(source: str, split: str, config: str | None, column: str, revision:
     """(image bytes, file name) from a datasets source, streamed, never decoded."""
     from datasets import Image, load_dataset
 
-    if Path(source).is_dir():
-        ds = load_dataset("imagefolder", data_dir=source, split=split, streaming=True)
-    else:
-        ds = load_dataset(source, config, split=split, revision=revision, streaming=True)
+    # datasets picks the builder: imagefolder for a folder of images, parquet for a repo
+    ds = load_dataset(source, config, split=split, revision=revision, streaming=True)
     if column not in (ds.column_names or [column]):
         raise iab.BenchmarkError(f"{source} has no column {column!r}; its columns: "
                                  f"{', '.join(ds.column_names)} (use --image-column)")

@@ -179,20 +179,25 @@ def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, wri
                model_id: str, pipeline_name: str, size: int) -> None:
     """API images are kept as the provider returned them (no decode/re-encode); one that does
     not decode is rejected and logged like a black pipeline image."""
+    from generation.api import PromptRefused
     from iab import shards
 
     for item in batch:
         if item.key in done:
             continue
-        data = api.generate(item.prompt, seed=item.seed, width=size, height=size)
+        seen = {"prompt_id": item.prompt_id, "image_index": item.image_index, "seed": item.seed}
+        try:
+            data = api.generate(item.prompt, seed=item.seed, width=size, height=size)
+        except PromptRefused as e:  # the provider's safety filter: logged, like a black image
+            writer.reject(seen, f"refused: {e}")
+            continue
         try:
             row = shards.make_row(data, g.name, item.semantic, item.prompt_id,
                                   image_index=item.image_index, prompt=item.prompt,
                                   seed=item.seed, model_id=model_id, pipeline=pipeline_name,
                                   where=f"{g.name} {item.prompt_id} #{item.image_index}")
         except iab.BenchmarkError as e:
-            writer.reject({"prompt_id": item.prompt_id, "image_index": item.image_index,
-                           "seed": item.seed}, str(e))
+            writer.reject(seen, str(e))
             continue
         writer.buffers[item.semantic].append(row)
 

@@ -62,6 +62,7 @@ class HubServer:
         return self.mirrors / "datasets" / repo_id
 
     def start(self, timeout: float = 60) -> "HubServer":
+        self.root.mkdir(parents=True, exist_ok=True)
         cfg = self.root / "olah.toml"
         cfg.write_text(
             "[basic]\n"
