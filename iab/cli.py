@@ -81,8 +81,15 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from iab.demo import run_demo
-
+    if args.synthetic:
+        from iab.demo import run_demo
+    else:
+        try:
+            from generation.demo import run_demo
+        except ImportError as e:
+            raise iab.BenchmarkError(f"the demo runs the generation jobs ({e}): install the "
+                                     "demo extra, pip install -e '.[demo]' -c "
+                                     "constraints-cpu.txt, or run `iab demo --synthetic`") from e
     run_demo(Path(args.out), num_proc=args.num_proc)
     return 0
 
@@ -131,11 +138,15 @@ def parser() -> argparse.ArgumentParser:
                     help="keep visible watermarks the registry says to crop (e.g. grok3)")
     im.set_defaults(func=_cmd_import)
 
-    d = sub.add_parser("demo", help="build and load the small offline demo benchmark",
-                       description="Write synthetic raw shards for a few labels on the official "
-                                   "prompts, build them, verify the build and load every config "
-                                   "with datasets.load_dataset. Needs no GPU and no network.")
+    d = sub.add_parser("demo", help="the offline demo benchmark, end to end",
+                       description="Generate images with tiny random-weight pipelines of eight "
+                                   "generator families on official prompts, add real photographs "
+                                   "(scikit-image's samples), build, verify, and load every "
+                                   "config with datasets.load_dataset. No GPU, no network. "
+                                   "Rerunning resumes.")
     d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
+    d.add_argument("--synthetic", action="store_true",
+                   help="painted synthetic images instead of the generation jobs (no torch)")
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
     d.set_defaults(func=_cmd_demo)
     return p
