@@ -24,6 +24,12 @@ from generation.pipelines import (Settings, generate, load_pipeline, resolve_set
 from generation.writer import ShardWriter, free_cpu_threads, remove_stale_temp_files
 
 
+# Pipelines whose images depend on the rest of their batch: CogView4 pads prompts to the
+# longest with no attention mask; GLM-Image seeds its first stage from generator[0] only.
+# (Tiny CogView4 prompts all fill its short token limit, so tiny batches are safe.)
+SOLO_PIPELINES = frozenset({"CogView4Pipeline", "GlmImagePipeline"})
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Generate images for the benchmark's prompts into resumable raw shards "
@@ -117,8 +123,13 @@ def main(args: argparse.Namespace) -> int:
         model_id = f"tiny-random/{g.name}" if args.tiny else g.hub_id
         revision = None
 
+    batch_size = args.batch_size
+    if not args.tiny and g.pipeline in SOLO_PIPELINES and batch_size > 1:
+        # these pipelines make an image depend on its batch neighbours (see SOLO_PIPELINES)
+        print(f"{g.pipeline}: batch size 1, so that each image depends on its own seed only")
+        batch_size = 1
     out = Path(args.out) / g.name
-    batches = work.plan(g.name, prompts, args.images_per_prompt, args.limit, args.batch_size)
+    batches = work.plan(g.name, prompts, args.images_per_prompt, args.limit, batch_size)
     if state.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(out)
@@ -160,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
                         writer.add(_rows_meta(g, item, model_id, revision, pipeline_name,
                                               settings), image)
             # keep one batch encoding in the background while the next one generates
-            writer.end_batch(keep_pending=args.batch_size)
+            writer.end_batch(keep_pending=batch_size)
             bar.update(sum(1 for it in batch if it.key not in done))
             bar.set_postfix(img_s=f"{bar.n / max(time.perf_counter() - started, 1e-9):.2f}")
         writer.close()
