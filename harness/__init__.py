@@ -1,0 +1,1 @@
+"""The evaluation harness: accelerate launch harness/run.py."""

@@ -1,0 +1,238 @@
+"""From a benchmark split to model-ready arrays: decode once, keep uint8 crops, reuse them.
+
+The first pass over a split decodes every image with all workers and keeps exactly what the
+model needs, uint8 crops at the policy's size, in a memory-mapped file keyed by the dataset's
+fingerprint (repo, revision, config, split), the preprocessing policy and the size. Later
+epochs, protocols and models evaluated on the same split read that file instead of decoding
+PNGs again. ``--streaming`` reads from the Hub without the cache, in bounded memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+import imageattributionbench as iab
+
+POLICIES = ("native_crop", "processor", "paper_resnet")
+DEFAULT_POLICY = {"finetune": "native_crop", "linear_probe": "processor", "score": "processor"}
+POLICY_TEXT = {
+    "native_crop": "center crop at native resolution (no resizing: keeps high-frequency "
+                   "traces); images smaller than the crop are zero-padded",
+    "processor": "the model's image processor geometry (resize to its input size)",
+    "paper_resnet": "the paper's ResNet-50 setting: shorter side resized to 256, center crop "
+                    "224",
+}
+META_COLUMNS = ("label", "generator", "semantic", "sha256")
+
+
+class CorruptImage(Exception):
+    """An image in a shard that does not decode."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+def geometry(processor, policy: str) -> Geometry:
+    """Input size and normalisation from the model's own image processor."""
+    size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
+    get = (lambda k: getattr(size, k, None)) if not isinstance(size, dict) else size.get
+    side = get("height") or get("shortest_edge") or 224
+    if policy == "paper_resnet":
+        side = 224
+    mean = tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5))
+    std = tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5))
+    return Geometry(int(side), mean, std)
+
+
+def _center_crop(arr: np.ndarray, side: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    if h < side or w < side:
+        padded = np.zeros((max(h, side), max(w, side), 3), np.uint8)
+        padded[:h, :w] = arr
+        arr, h, w = padded, padded.shape[0], padded.shape[1]
+    top, left = (h - side) // 2, (w - side) // 2
+    return arr[top:top + side, left:left + side]
+
+
+def crop(data: bytes, policy: str, side: int) -> np.ndarray:
+    """uint8 (side, side, 3) of encoded image bytes under a preprocessing policy."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if policy == "native_crop" and im.format == "JPEG":
+                im.draft("RGB", im.size)  # full-size decode, but straight to RGB
+            img = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise CorruptImage(str(e)) from e
+    if policy == "processor":
+        img = img.resize((side, side), Image.Resampling.BILINEAR)
+    elif policy == "paper_resnet":
+        w, h = img.size
+        scale = 256 / min(w, h)
+        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                         Image.Resampling.BILINEAR)
+    return _center_crop(np.asarray(img), side)
+
+
+def normalize(batch_u8, geo: Geometry):
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W), scaled and normalised as the processor does."""
+    import torch
+
+    x = torch.as_tensor(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float().div_(255)
+    mean = torch.tensor(geo.mean).view(1, 3, 1, 1)
+    std = torch.tensor(geo.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def load_split(dataset: str, config: str, split: str, revision: str | None,
+               streaming: bool = False):
+    """A benchmark split with undecoded images (bytes), or a clear error."""
+    from datasets import Image, load_dataset
+
+    try:
+        ds = load_dataset(dataset, config, split=split, revision=revision, streaming=streaming)
+    except ValueError as e:
+        if "BuilderConfig" in str(e) or "config" in str(e).lower():
+            raise iab.BenchmarkError(
+                f"{dataset}" + (f" at revision {revision}" if revision else "") +
+                f" has no config {config!r} ({e}); build it with every subclass, or pick "
+                "another --protocol") from e
+        raise
+    return ds.cast_column("image", Image(decode=False))
+
+
+@dataclass
+class DecodedSplit:
+    """A split as uint8 crops (memory-mapped) plus what metrics need per image."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8, memory-mapped
+    labels: np.ndarray
+    semantics: list[str]
+    generators: list[str]
+    sha256: list[str]
+    skipped: list[str]
+
+
+def _decode_chunk(args) -> list[np.ndarray | str]:
+    items, policy, side = args
+    out = []
+    for data, where in items:
+        try:
+            out.append(crop(data, policy, side))
+        except CorruptImage as e:
+            out.append(f"{where}: undecodable image ({e})")
+    return out
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("IAB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME",
+                                                               Path.home() / ".cache"))
+    return Path(base) / "imageattributionbench" / "decoded"
+
+
+def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt: str,
+                 progress: bool = True) -> DecodedSplit:
+    """Decode a (non-streaming) split once into the cache, or reuse an earlier decode."""
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256(f"{key}|{policy}|{side}".encode()).hexdigest()[:24]
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    data_path, meta_path = folder / f"{digest}.u8", folder / f"{digest}.json"
+    if meta_path.exists() and data_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["on_corrupt"] == on_corrupt or not meta["skipped"]:
+            images = np.memmap(data_path, np.uint8, "r", shape=(meta["n"], side, side, 3))
+            return DecodedSplit(images, np.array(meta["labels"]), meta["semantics"],
+                                meta["generators"], meta["sha256"], meta["skipped"])
+    meta_cols = ds.select_columns(list(META_COLUMNS)).to_dict()
+    n = len(ds)
+    tmp = data_path.with_suffix(f".u8.{os.getpid()}.tmp")
+    images = np.memmap(tmp, np.uint8, "w+", shape=(max(n, 1), side, side, 3))
+    keep, skipped, chunk = [], [], 64
+    bar = tqdm(total=n, desc=f"decode {key.split('|')[-1]}", unit="img", disable=not progress)
+    with ProcessPoolExecutor(max(1, workers)) if workers > 1 else _Inline() as pool:
+        starts = list(range(0, n, chunk))
+        # a bounded window of chunks in flight: a split never sits in memory whole
+        for w in range(0, len(starts), 2 * max(1, workers)):
+            window = starts[w:w + 2 * max(1, workers)]
+            args = [([(img["bytes"], f"{key} row {start + j}")
+                      for j, img in enumerate(ds[start:start + chunk]["image"])], policy, side)
+                    for start in window]
+            for start, results in zip(window, pool.map(_decode_chunk, args)):
+                for j, res in enumerate(results):
+                    if isinstance(res, str):
+                        if on_corrupt == "fail":
+                            raise iab.BenchmarkError(res + "; rerun with --on-corrupt skip to "
+                                                     "skip such images (they are counted)")
+                        skipped.append(res)
+                        continue
+                    images[len(keep)] = res
+                    keep.append(start + j)
+                bar.update(len(results))
+    bar.close()
+    images.flush()
+    del images
+    os.replace(tmp, data_path)
+    meta = {"n": len(keep), "labels": [meta_cols["label"][i] for i in keep],
+            "semantics": [meta_cols["semantic"][i] for i in keep],
+            "generators": [meta_cols["generator"][i] for i in keep],
+            "sha256": [meta_cols["sha256"][i] for i in keep], "skipped": skipped,
+            "on_corrupt": on_corrupt}
+    meta_tmp = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
+    meta_tmp.write_text(json.dumps(meta))
+    os.replace(meta_tmp, meta_path)
+    images = np.memmap(data_path, np.uint8, "r", shape=(max(len(keep), 1), side, side, 3))
+    return DecodedSplit(images[:len(keep)], np.array(meta["labels"]), meta["semantics"],
+                        meta["generators"], meta["sha256"], skipped)
+
+
+class _Inline:
+    """map() in this process, for --num-workers 1."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @staticmethod
+    def map(fn, iterable):
+        return map(fn, iterable)
+
+
+def stream_batches(ds, policy: str, side: int, batch_size: int, on_corrupt: str
+                   ) -> Iterator[tuple[np.ndarray, dict[str, list], list[str]]]:
+    """Streaming: (uint8 batch, metadata columns, skipped) in bounded memory."""
+    images, meta, skipped = [], {c: [] for c in META_COLUMNS}, []
+    for i, row in enumerate(ds):
+        try:
+            images.append(crop(row["image"]["bytes"], policy, side))
+        except CorruptImage as e:
+            msg = f"streamed row {i} ({row.get('sha256')}): undecodable image ({e})"
+            if on_corrupt == "fail":
+                raise iab.BenchmarkError(msg + "; rerun with --on-corrupt skip") from e
+            skipped.append(msg)
+            continue
+        for c in META_COLUMNS:
+            meta[c].append(row[c])
+        if len(images) == batch_size:
+            yield np.stack(images), meta, skipped
+            images, meta, skipped = [], {c: [] for c in META_COLUMNS}, []
+    if images or skipped:
+        yield (np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)), meta, \
+            skipped

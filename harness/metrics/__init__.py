@@ -1,0 +1,56 @@
+"""The benchmark's metric, and the summaries that compare splits and degradations.
+
+`load_metric()` loads the `evaluate` module in `attribution_metrics/` from this folder (offline);
+`degradation_drop` and `seen_unseen_gap` are pure functions over accuracies given as fractions.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+METRIC_PATH = Path(__file__).resolve().parent / "attribution_metrics"
+
+
+def load_metric():
+    """The ImageAttributionBench `evaluate.Metric`, loaded from its folder (no network)."""
+    import evaluate  # deferred: only the harness needs evaluate, not importers of the helpers
+
+    return evaluate.load(str(METRIC_PATH))
+
+
+def _fraction(name: str, value: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} = {value!r} is not a fraction in [0, 1] (percentages are refused)")
+    return value
+
+
+def degradation_drop(clean_accuracy: float, degraded: dict[str, float]) -> dict:
+    """Accuracy under each degradation and its drop from the clean accuracy.
+
+    Returns ``{"clean": c, "per_degradation": {name: {"accuracy": a, "drop": c - a}},
+    "mean_accuracy": m, "worst": name, "worst_accuracy": a}`` (drops are negative where a
+    degradation helps).
+    The worst is the lowest accuracy; among ties, the first in ``degraded``'s order.
+    """
+    clean = _fraction("clean_accuracy", clean_accuracy)
+    if not degraded:
+        raise ValueError("degraded is empty: give at least one {degradation name: accuracy}")
+    acc = {name: _fraction(f"degraded[{name!r}]", a) for name, a in degraded.items()}
+    mean = sum(acc.values()) / len(acc)
+    worst = min(acc, key=acc.__getitem__)
+    return {
+        "clean": clean,
+        "per_degradation": {name: {"accuracy": a, "drop": clean - a} for name, a in acc.items()},
+        "mean_accuracy": mean,
+        "worst": worst,
+        "worst_accuracy": acc[worst],
+    }
+
+
+def seen_unseen_gap(test_seen_accuracy: float, test_accuracy: float) -> dict:
+    """Accuracy on seen-semantics test images against unseen ones: ``{"seen", "unseen", "gap"}``."""
+    seen = _fraction("test_seen_accuracy", test_seen_accuracy)
+    unseen = _fraction("test_accuracy", test_accuracy)
+    return {"seen": seen, "unseen": unseen, "gap": seen - unseen}

@@ -1,0 +1,118 @@
+"""Models by Hub id (or local path) for the three methods, with the benchmark's label space."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import imageattributionbench as iab
+
+METHODS = ("finetune", "linear_probe", "score")
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise iab.BenchmarkError(f"unknown method {method!r}; valid methods: "
+                                 f"{', '.join(METHODS)}")
+    return method
+
+
+def load_processor(model_id: str, revision: str | None):
+    from transformers import AutoImageProcessor
+
+    return AutoImageProcessor.from_pretrained(model_id, revision=revision)
+
+
+class LinearProbe(nn.Module):
+    """A frozen backbone's pooled features and a linear classifier over the benchmark labels
+    (the paper's CLIP-LR baseline with a CLIP vision tower; DINOv2, SigLIP ... likewise)."""
+
+    def __init__(self, backbone: nn.Module, feature_dim: int, num_labels: int):
+        super().__init__()
+        self.backbone = backbone.eval().requires_grad_(False)
+        self.head = nn.Linear(feature_dim, num_labels)
+
+    @torch.no_grad()
+    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.backbone, "get_image_features"):  # CLIP / SigLIP: projected embedding
+            out = self.backbone.get_image_features(pixel_values=pixel_values)
+            return out if isinstance(out, torch.Tensor) else out.pooler_output
+        out = self.backbone(pixel_values=pixel_values)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            pooled = out.last_hidden_state.mean(dim=1)
+        return pooled.flatten(1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(pixel_values))
+
+
+def _feature_dim(backbone: nn.Module, size: int) -> int:
+    probe = LinearProbe(backbone, 1, 1)
+    with torch.no_grad():
+        return probe.features(torch.zeros(1, 3, size, size)).shape[-1]
+
+
+class Scored(nn.Module):
+    """An already trained attribution model, its outputs mapped onto the benchmark's labels
+    (labels the model lacks get -inf logits: never predicted, probability 0)."""
+
+    def __init__(self, model: nn.Module, index: list[int]):
+        super().__init__()
+        self.model = model
+        self.register_buffer("index", torch.tensor(index), persistent=False)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        logits = self.model(pixel_values=pixel_values).logits
+        out = torch.full((logits.shape[0], len(iab.LABELS)), float("-inf"),
+                         dtype=logits.dtype, device=logits.device)
+        out[:, self.index] = logits
+        return out
+
+
+class Classifier(nn.Module):
+    """logits over the benchmark labels from an AutoModelForImageClassification."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits
+
+
+def label_index(id2label: dict) -> list[int]:
+    """Benchmark label id of each model output, or a clear error naming what does not fit."""
+    names = [id2label[i] for i in sorted(id2label, key=int)]
+    unknown = [n for n in names if n not in iab.LABEL_IDS]
+    if unknown:
+        raise iab.BenchmarkError(
+            f"the model's labels {', '.join(map(repr, unknown))} are not benchmark labels; a "
+            f"scored model's id2label must use these names: {', '.join(iab.LABELS)} (or "
+            "fine-tune it: --method finetune)")
+    return [iab.LABEL_IDS[n] for n in names]
+
+
+def build(method: str, model_id: str, revision: str | None, size: int) -> nn.Module:
+    """The trainable/evaluable module for a method; its forward gives benchmark-label logits."""
+    from transformers import AutoModel, AutoModelForImageClassification
+
+    check_method(method)
+    if method == "finetune":
+        model = AutoModelForImageClassification.from_pretrained(
+            model_id, revision=revision, num_labels=len(iab.LABELS),
+            id2label=dict(enumerate(iab.LABELS)), label2id=dict(iab.LABEL_IDS),
+            ignore_mismatched_sizes=True)  # a new head over the benchmark's labels
+        return Classifier(model)
+    if method == "score":
+        model = AutoModelForImageClassification.from_pretrained(model_id, revision=revision)
+        return Scored(model.eval(), label_index(model.config.id2label))
+    backbone = AutoModel.from_pretrained(model_id, revision=revision)
+    vision = getattr(backbone, "vision_model", None)
+    if vision is not None and not hasattr(backbone, "get_image_features"):
+        backbone = vision
+    return LinearProbe(backbone, _feature_dim(backbone, size), len(iab.LABELS))
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,289 @@
+"""Fine-tune, linear-probe or score a Hub model on the benchmark's protocols.
+
+    accelerate launch harness/run.py --model microsoft/resnet-50 --method finetune \\
+        --protocol paper --dataset ImageAttributionBench/ImageAttributionBench
+    python harness/run.py --model ./my-attributor --method score --protocol standard \\
+        --dataset demo/repo
+
+Writes results_<time>.json (DESIGN section 5), per-image samples_<protocol>_<time>.parquet,
+confusion-matrix and robustness PNGs, a model card with model-index, and
+.eval_results/imageattributionbench.yaml to --output-dir; --push-to-hub uploads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import imageattributionbench as iab
+from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
+
+PROTOCOLS = ("standard", "open_set", "paper") + tuple(
+    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
+DEGRADED = tuple(iab.DEGRADATIONS)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Train on one config (unless scoring), then evaluate some (config, splits)."""
+
+    train_config: str
+    evals: tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def jobs_for(protocol: str) -> list[Job]:
+    if protocol not in PROTOCOLS:
+        raise iab.BenchmarkError(f"unknown protocol {protocol!r}; valid protocols: "
+                                 f"{', '.join(PROTOCOLS)}")
+    standard = Job("standard", (("standard", ("test",)), ("degraded", DEGRADED)))
+    if protocol == "standard":
+        return [standard]
+    if protocol == "open_set":
+        return [Job("open_set", (("open_set", ("test",)),))]
+    if protocol == "paper":
+        return [standard] + [Job(p, ((p, ("test_seen", "test")),))
+                             for p in iab.PAPER_SEMANTIC_TASKS]
+    return [Job(protocol, ((protocol, ("test_seen", "test")),))]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="YAML file whose keys set defaults for these options")
+    what = p.add_argument_group("what")
+    what.add_argument("--model", required=True, help="Hub id or local path")
+    what.add_argument("--model-revision", help="revision of a Hub model")
+    what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
+    what.add_argument("--protocol", default="standard", help=" | ".join(PROTOCOLS[:3]) +
+                      " | semantic_disjoint[_<subclass>]")
+    what.add_argument("--dataset", default=iab.HUB_REPO_ID,
+                      help="dataset repo id or a folder built by `iab build`")
+    what.add_argument("--revision", help="dataset revision (commit sha or branch)")
+    what.add_argument("--streaming", action="store_true",
+                      help="read the dataset as a stream: no download, bounded memory")
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=3)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--preprocess", choices=POLICIES,
+                       help="default: native_crop for finetune, processor otherwise")
+    train.add_argument("--num-workers", type=int, default=1, help="decode workers")
+    train.add_argument("--resume", action="store_true", help="continue from the last epoch")
+    train.add_argument("--stop-after-epoch", type=int,
+                       help="stop cleanly after this epoch (preemptible machines); rerun "
+                            "with --resume")
+    train.add_argument("--on-corrupt", choices=("skip", "fail"), default="fail",
+                       help="an undecodable image: skip it (counted) or stop (default)")
+    out = p.add_argument_group("output")
+    out.add_argument("--output-dir", default="outputs")
+    out.add_argument("--push-to-hub", action="store_true")
+    out.add_argument("--hub-model-id", help="model repo to push to (default: --model's name)")
+    out.add_argument("--results-repo", help="also upload the results JSON to this dataset repo")
+    args = p.parse_args(argv)
+    if args.config:
+        import yaml
+
+        defaults = yaml.safe_load(Path(args.config).read_text()) or {}
+        known = {a.dest for a in p._actions}
+        unknown = sorted(set(k.replace("-", "_") for k in defaults) - known)
+        if unknown:
+            p.error(f"{args.config}: unknown option(s) {', '.join(unknown)}")
+        p.set_defaults(**{k.replace("-", "_"): v for k, v in defaults.items()})
+        args = p.parse_args(argv)
+    from harness.models import check_method
+
+    check_method(args.method)
+    jobs_for(args.protocol)
+    return args
+
+
+def _git_hash() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _environment(accelerator) -> dict:
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+
+    hardware = torch.cuda.get_device_name() if torch.cuda.is_available() else \
+        f"CPU ({platform.processor() or platform.machine()})"
+    return {"git_hash": _git_hash(), "hardware": hardware,
+            "num_processes": accelerator.num_processes,
+            "libraries": {"torch": torch.__version__, "transformers": transformers.__version__,
+                          "datasets": datasets.__version__, "accelerate": accelerate.__version__,
+                          "python": platform.python_version()}}
+
+
+def _save_model(accelerator, model, processor, folder: Path) -> None:
+    """A fine-tuned model as a Hub model folder; a linear probe as its head's weights."""
+    from safetensors.torch import save_file
+
+    from harness.models import Classifier
+
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    inner = accelerator.unwrap_model(model)
+    if isinstance(inner, Classifier):
+        inner.model.save_pretrained(folder)
+        processor.save_pretrained(folder)
+    else:
+        save_file({k: v.contiguous() for k, v in inner.head.state_dict().items()},
+                  str(folder / "linear_probe_head.safetensors"))
+
+
+def main(args: argparse.Namespace) -> int:
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from harness import data, models
+    from harness.metrics import degradation_drop, load_metric, seen_unseen_gap
+    from harness.predict import predict, predict_stream
+    from harness.report import push_report, write_report
+    from harness.train import SELECTION_RULE, TrainConfig, fit
+
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(args.seed)
+    policy = args.preprocess or DEFAULT_POLICY[args.method]
+    processor = models.load_processor(args.model, args.model_revision)
+    geo = data.geometry(processor, policy)
+    metric = load_metric()
+    out_dir = Path(args.output_dir)
+    created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
+                      0, args.stop_after_epoch)
+    protocols, samples, n_samples, training = {}, {}, {}, {}
+    dataset_revision = args.revision
+    n_params = None
+    started = time.perf_counter()
+
+    def decoded(config: str, split: str):
+        ds = data.load_split(args.dataset, config, split, args.revision)
+        key = f"{args.dataset}|{args.revision}|{ds._fingerprint}|{config}|{split}"
+        with accelerator.main_process_first():  # one process decodes, the others reuse
+            return data.decode_split(ds, key, policy, geo.size, args.num_workers,
+                                     args.on_corrupt, accelerator.is_local_main_process)
+
+    def evaluate(model, config: str, split: str, allowed):
+        if args.streaming:
+            ds = data.load_split(args.dataset, config, split, args.revision, streaming=True)
+            return predict_stream(accelerator, model, ds, policy, geo, args.batch_size,
+                                  args.on_corrupt, allowed)
+        return predict(accelerator, model, decoded(config, split), geo, args.batch_size,
+                       allowed)
+
+    for job in jobs_for(args.protocol):
+        proto = iab.protocol(job.train_config)
+        known = proto.extra.get("known_labels")
+        allowed = None
+        if known:
+            allowed = torch.zeros(len(iab.LABELS), dtype=torch.bool)
+            allowed[[iab.LABEL_IDS[k] for k in known]] = True
+        model = models.build(args.method, args.model, args.model_revision, geo.size)
+        n_params = models.parameter_count(model)
+        if args.method != "score":
+            if args.streaming:
+                raise iab.BenchmarkError("--streaming trains nothing here yet: use it with "
+                                         "--method score, or train without --streaming")
+            train, val = decoded(job.train_config, "train"), decoded(job.train_config,
+                                                                     "validation")
+            model, log = fit(accelerator, model, train, val, geo, cfg,
+                             out_dir / "checkpoints" / job.train_config, args.resume, allowed)
+            training[job.train_config] = log
+            if log.get("stopped_early"):
+                accelerator.print(f"stopped after epoch {args.stop_after_epoch}; rerun with "
+                                  "--resume to continue")
+                return 0
+            # the chosen weights: the first job's at the root (the model repo), others beside
+            first = job == jobs_for(args.protocol)[0]
+            _save_model(accelerator, model, processor,
+                        out_dir if first else out_dir / "models" / job.train_config)
+        else:
+            model = accelerator.prepare(model)
+        for config, splits in job.evals:
+            result = {"splits": {}, "summary": {}}
+            for split in splits:
+                pred = evaluate(model, config, split, allowed)
+                if pred.skipped:
+                    accelerator.print(f"{config}/{split}: skipped {len(pred.skipped)} "
+                                      f"undecodable image(s), e.g. {pred.skipped[0]}")
+                if accelerator.is_main_process:
+                    metrics = metric.compute(
+                        predictions=pred.predictions.tolist(), references=pred.labels.tolist(),
+                        scores=pred.probabilities.tolist(), semantics=pred.semantics,
+                        labels=list(iab.LABELS), known_labels=known)
+                    metrics["skipped"] = len(pred.skipped)
+                    result["splits"][split] = metrics
+                    n_samples[f"{config}/{split}"] = len(pred.labels)
+                    samples.setdefault(config, []).extend(
+                        {"protocol": config, "split": split, "sha256": pred.sha256[i],
+                         "generator": pred.generators[i], "semantic": pred.semantics[i],
+                         "label": int(pred.labels[i]), "prediction": int(pred.predictions[i]),
+                         "score": float(pred.probabilities[i].max()),
+                         "probabilities": pred.probabilities[i].tolist()}
+                        for i in range(len(pred.labels)))
+            protocols[config] = result
+        if accelerator.is_main_process:
+            if "degraded" in protocols and "standard" in protocols:
+                summary = degradation_drop(
+                    protocols["standard"]["splits"]["test"]["accuracy"],
+                    {s: m["accuracy"] for s, m in protocols["degraded"]["splits"].items()})
+                summary["clean_accuracy"] = summary.pop("clean")
+                protocols["degraded"]["summary"] = summary
+            for name, res in protocols.items():
+                if name.startswith("semantic_disjoint"):
+                    res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
+                                                     res["splits"]["test"]["accuracy"])
+                if name == "open_set":
+                    res["summary"] = {"auroc_unknown": res["splits"]["test"]["auroc_unknown"]}
+
+    if not accelerator.is_main_process:
+        return 0
+    run_config = {k: v for k, v in vars(args).items()}
+    run_config["preprocess"] = {"policy": policy, "description": POLICY_TEXT[policy],
+                                "size": geo.size, "mean": list(geo.mean), "std": list(geo.std)}
+    run_config["training"] = training
+    run_config["seconds"] = round(time.perf_counter() - started, 1)
+    results = {
+        "schema_version": 1, "benchmark": iab.BENCHMARK_NAME,
+        "benchmark_version": iab.BENCHMARK_VERSION, "created_at": created,
+        "dataset": {"repo": args.dataset, "revision": dataset_revision},
+        "model": {"id": args.model, "revision": args.model_revision, "parameters": n_params},
+        "method": args.method, "run_config": run_config,
+        "checkpoint_selection": SELECTION_RULE if args.method != "score" else
+        "none: the model is scored as it is",
+        "protocols": protocols, "environment": _environment(accelerator),
+        "n_samples": n_samples,
+    }
+    paths = write_report(results, out_dir, samples)
+    summary = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
+                        for s, m in r["splits"].items())
+    print(f"accuracy: {summary}\nwrote {len(paths)} files to {out_dir}")
+    if args.push_to_hub:
+        repo_id = args.hub_model_id or Path(args.model).name
+        push_report(out_dir, repo_id, results_repo=args.results_repo)
+        print(f"pushed to {repo_id}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(parse_args()))
+    except iab.BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

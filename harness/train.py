@@ -1,0 +1,113 @@
+"""Training with accelerate: fine-tuning and linear probes, checkpoints chosen on validation.
+
+Each epoch ends with ``accelerator.save_state`` (model, optimiser, scheduler, RNG states) and a
+validation score; the checkpoint kept for testing is the best on validation, never on test.
+``--resume`` restarts from the last saved epoch and, with the seeded per-epoch order, reaches the
+same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness.data import DecodedSplit, Geometry
+from harness.predict import loader, predict
+
+SELECTION_RULE = "best validation accuracy over epochs (test splits never used)"
+
+
+@dataclass
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
+    workers: int
+    stop_after_epoch: int | None = None
+
+
+def _accuracy(pred) -> float:
+    return float((pred.predictions == pred.labels).mean()) if len(pred.labels) else 0.0
+
+
+def fit(accelerator, model, train: DecodedSplit, val: DecodedSplit, geo: Geometry,
+        cfg: TrainConfig, ckpt_dir: Path, resume: bool, allowed=None):
+    """Train ``model``; loads the best-on-validation weights before returning.
+
+    Returns the prepared model and the training log (per-epoch loss and validation accuracy,
+    and the chosen epoch).
+    """
+    from tqdm.auto import tqdm
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    train_dl = loader(train, geo, cfg.batch_size, shuffle_seed=cfg.seed, workers=cfg.workers)
+    steps = cfg.epochs * math.ceil(len(train.labels) / (cfg.batch_size *
+                                                        accelerator.num_processes))
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
+                                                    total_steps=max(steps, 1), pct_start=0.1)
+    model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl,
+                                                                scheduler)
+    log_path = ckpt_dir / "training_log.json"
+    log = {"epochs": [], "best_epoch": None, "best_validation_accuracy": -1.0,
+           "selection": SELECTION_RULE}
+    start = 0
+    if resume and log_path.exists():
+        log = json.loads(log_path.read_text())
+        done = [e["epoch"] for e in log["epochs"]]
+        if done:
+            accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
+            start = done[-1] + 1
+            accelerator.print(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        train_dl.set_epoch(epoch)
+        total, count = 0.0, 0
+        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not accelerator.is_local_main_process)
+        for pixels, labels, _ in bar:
+            with accelerator.accumulate(model):
+                logits = model(pixels)
+                if allowed is not None:  # open set: the head learns the known labels only
+                    logits = logits.masked_fill(~allowed.to(logits.device), -1e4)
+                loss = F.cross_entropy(logits.float(), labels)
+                accelerator.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            total += loss.item() * len(labels)
+            count += len(labels)
+            bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
+        val_acc = _accuracy(predict(accelerator, model, val, geo, cfg.batch_size, allowed))
+        accelerator.save_state(str(ckpt_dir / f"epoch_{epoch}"))
+        log["epochs"].append({"epoch": epoch, "train_loss": total / max(count, 1),
+                              "validation_accuracy": val_acc})
+        if val_acc > log["best_validation_accuracy"]:
+            log["best_validation_accuracy"], log["best_epoch"] = val_acc, epoch
+        if accelerator.is_main_process:
+            tmp = log_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(log, indent=1))
+            tmp.replace(log_path)
+        accelerator.wait_for_everyone()
+        accelerator.print(f"epoch {epoch + 1}: train loss {total / max(count, 1):.4f}, "
+                          f"validation accuracy {val_acc:.4f}")
+        if cfg.stop_after_epoch is not None and epoch + 1 >= cfg.stop_after_epoch \
+                and epoch + 1 < cfg.epochs:
+            log["stopped_early"] = True
+            return model, log
+    if log["best_epoch"] is not None:
+        accelerator.load_state(str(ckpt_dir / f"epoch_{log['best_epoch']}"))
+    return model, log
+
+
+def clear_checkpoints(ckpt_dir: Path) -> None:
+    if ckpt_dir.exists():
+        shutil.rmtree(ckpt_dir)

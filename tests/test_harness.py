@@ -1,0 +1,225 @@
+"""harness/run.py on a tiny benchmark made by the tiny generators: learning, outputs, equality
+across accelerate processes, resume, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import imageattributionbench as iab
+from generation import run as generation_run
+from harness import run as harness_run
+from harness.results import validate_results
+from iab.build import build
+from iab.demo import demo_prompt_indices
+from iab.prompts import official_prompts
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATORS = ("SD1_5", "FLUX", "PIXART", "Z-Image-Turbo")
+SEMANTICS = ("cat", "bedroom")
+
+
+def _tiny_classifier(folder: Path, labels=None) -> Path:
+    """A tiny ResNet with random weights and an image processor, saved like a Hub model."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(0)
+    labels = labels or list(iab.LABELS)
+    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
+                          depths=[1, 1], layer_type="basic", num_labels=len(labels),
+                          id2label=dict(enumerate(labels)),
+                          label2id={n: i for i, n in enumerate(labels)})
+    ResNetForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.5] * 3,
+                      image_std=[0.5] * 3).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory):
+    """4 tiny generators x 2 subclasses x 18 prompts, built into a repo folder."""
+    root = tmp_path_factory.mktemp("tiny_bench")
+    prompts = root / "prompts.csv"
+    lines = ["prompt_id,semantic,prompt"]
+    for s in SEMANTICS:
+        for i in demo_prompt_indices(s, {"train": 12, "validation": 3, "test": 3}):
+            p = official_prompts(s)[i]
+            lines.append(f'{p.prompt_id},{s},"{p.text}"')
+    prompts.write_text("\n".join(lines) + "\n")
+    for g in GENERATORS:
+        generation_run.main(generation_run.parse_args(
+            ["--generator", g, "--tiny", "--prompts", str(prompts), "--semantics",
+             ",".join(SEMANTICS), "--images-per-prompt", "1", "--out", str(root / "raw")]))
+    return build([root / "raw"], root / "repo", progress=False).out
+
+
+@pytest.fixture(scope="session")
+def classifier(tmp_path_factory):
+    return _tiny_classifier(tmp_path_factory.mktemp("model"))
+
+
+def _run(out: Path, *args) -> dict:
+    code = harness_run.main(harness_run.parse_args([*args, "--output-dir", str(out)]))
+    assert code == 0
+    (path,) = sorted(out.glob("results_*.json"))[-1:]
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="session")
+def finetuned(tiny_bench, classifier, tmp_path_factory):
+    out = tmp_path_factory.mktemp("finetuned")
+    results = _run(out, "--model", str(classifier), "--method", "finetune", "--protocol",
+                   "standard", "--dataset", str(tiny_bench), "--epochs", "4",
+                   "--batch-size", "16", "--lr", "0.01")
+    return out, results
+
+
+def test_finetuning_learns_far_above_chance(finetuned):
+    _, results = finetuned
+    test = results["protocols"]["standard"]["splits"]["test"]
+    assert test["n_samples"] == len(GENERATORS) * len(SEMANTICS) * 3
+    assert test["accuracy"] >= 0.75  # chance is 1/4
+    assert set(results["protocols"]["degraded"]["splits"]) == set(iab.DEGRADATIONS)
+    summary = results["protocols"]["degraded"]["summary"]
+    assert summary["clean_accuracy"] == test["accuracy"]
+    log = results["run_config"]["training"]["standard"]
+    best = max(log["epochs"], key=lambda e: e["validation_accuracy"])
+    assert log["best_epoch"] == best["epoch"]  # chosen on validation
+    assert results["run_config"]["preprocess"]["policy"] == "native_crop"
+
+
+def test_outputs(finetuned):
+    out, results = finetuned
+    assert validate_results(results) == []
+    (samples,) = out.glob("samples_standard_*.parquet")
+    t = pq.read_table(samples)
+    assert t.num_rows == results["protocols"]["standard"]["splits"]["test"]["n_samples"]
+    assert (out / "README.md").read_text().startswith("---")
+    assert list(out.glob("confusion_standard_test.png")) and list(out.glob("*robust*.png"))
+    assert (out / ".eval_results" / "imageattributionbench.yaml").exists()
+    assert (out / "config.json").exists() and (out / "model.safetensors").exists()
+
+
+def _launch(args: list[str], processes: int, cwd: Path) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "1"}
+    if processes == 1:
+        cmd = [sys.executable, str(ROOT / "harness" / "run.py")]
+    else:
+        cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu",
+               "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision",
+               "no", "--dynamo_backend", "no", str(ROOT / "harness" / "run.py")]
+    done = subprocess.run([*cmd, *args, "--output-dir", str(cwd)], capture_output=True,
+                          text=True, env=env, timeout=900, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (path,) = sorted(cwd.glob("results_*.json"))[-1:]
+    return json.loads(path.read_text())
+
+
+def test_two_processes_give_the_same_metrics(finetuned, tiny_bench, tmp_path):
+    model_dir, _ = finetuned
+    args = ["--model", str(model_dir), "--method", "score", "--protocol", "standard",
+            "--dataset", str(tiny_bench), "--batch-size", "5"]  # 5: uneven shards to pad
+    one = _launch(args, 1, tmp_path / "one")
+    two = _launch(args, 2, tmp_path / "two")
+    assert two["environment"]["num_processes"] == 2
+    for proto in ("standard", "degraded"):
+        for split, metrics in one["protocols"][proto]["splits"].items():
+            other = two["protocols"][proto]["splits"][split]
+            assert other["n_samples"] == metrics["n_samples"]
+            assert other["confusion_matrix"] == metrics["confusion_matrix"]
+            assert other["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-12)
+            assert other["macro_auroc"] == pytest.approx(metrics["macro_auroc"], abs=1e-6)
+
+
+def test_interrupted_training_resumes_to_the_same_result(tiny_bench, classifier, tmp_path):
+    common = ["--model", str(classifier), "--method", "finetune", "--protocol",
+              "semantic_disjoint", "--dataset", str(tiny_bench), "--epochs", "3",
+              "--batch-size", "16", "--lr", "0.01"]
+    full = _run(tmp_path / "full", *common)
+    assert harness_run.main(harness_run.parse_args(
+        [*common, "--stop-after-epoch", "1", "--output-dir", str(tmp_path / "resumed")])) == 0
+    assert not list((tmp_path / "resumed").glob("results_*.json"))
+    resumed = _run(tmp_path / "resumed", *common, "--resume")
+    a = full["protocols"]["semantic_disjoint"]["splits"]
+    b = resumed["protocols"]["semantic_disjoint"]["splits"]
+    for split in ("test_seen", "test"):
+        assert b[split]["confusion_matrix"] == a[split]["confusion_matrix"]
+        assert b[split]["mean_ap"] == pytest.approx(a[split]["mean_ap"], abs=1e-6)
+    log_a = full["run_config"]["training"]["semantic_disjoint"]["epochs"]
+    log_b = resumed["run_config"]["training"]["semantic_disjoint"]["epochs"]
+    assert [e["validation_accuracy"] for e in log_b] == [e["validation_accuracy"] for e in log_a]
+
+
+def test_bad_names_list_the_valid_ones():
+    with pytest.raises(iab.BenchmarkError, match="valid protocols: standard, open_set, paper"):
+        harness_run.parse_args(["--model", "m", "--protocol", "semantic"])
+    with pytest.raises(iab.BenchmarkError, match="valid methods: finetune, linear_probe, score"):
+        harness_run.parse_args(["--model", "m", "--method", "train"])
+
+
+def test_a_model_whose_labels_do_not_fit(tiny_bench, tmp_path):
+    model = _tiny_classifier(tmp_path / "m", labels=["real", "SD1_5", "stable-diffusion"])
+    with pytest.raises(iab.BenchmarkError, match="'stable-diffusion' are not benchmark labels"):
+        harness_run.main(harness_run.parse_args(
+            ["--model", str(model), "--method", "score", "--dataset", str(tiny_bench),
+             "--output-dir", str(tmp_path / "out")]))
+
+
+def test_a_dataset_without_the_config(tiny_bench, classifier, tmp_path):
+    with pytest.raises(iab.BenchmarkError, match="has no config 'semantic_disjoint_ffhq'"):
+        harness_run.main(harness_run.parse_args(
+            ["--model", str(classifier), "--method", "score", "--protocol",
+             "semantic_disjoint_ffhq", "--dataset", str(tiny_bench), "--output-dir",
+             str(tmp_path / "out")]))
+
+
+def test_a_corrupt_image_in_a_shard(tiny_bench, finetuned, tmp_path):
+    # (a distinct folder name: datasets keys its local cache on the folder's name and layout)
+    repo = tmp_path / "corrupt_bench"
+    shutil.copytree(tiny_bench, repo)
+    shard = sorted((repo / "data" / "cat" / "test").glob("*.parquet"))[0]
+    table = pq.read_table(shard)
+    images = table.column("image").to_pylist()
+    images[0] = {"bytes": b"\x89PNG\r\n\x1a\n broken", "path": None}
+    table = table.set_column(table.schema.get_field_index("image"), "image",
+                             pa.array(images, table.schema.field("image").type))
+    pq.write_table(table, shard)
+    model_dir, _ = finetuned
+    args = ["--model", str(model_dir), "--method", "score", "--dataset", str(repo)]
+    with pytest.raises(iab.BenchmarkError, match="undecodable image.*--on-corrupt skip"):
+        harness_run.main(harness_run.parse_args([*args, "--output-dir", str(tmp_path / "a")]))
+    results = _run(tmp_path / "b", *args, "--on-corrupt", "skip")
+    test = results["protocols"]["standard"]["splits"]["test"]
+    assert test["skipped"] == 1
+    assert test["n_samples"] == len(GENERATORS) * len(SEMANTICS) * 3 - 1
+
+
+def test_linear_probe_and_open_set(tiny_bench, tmp_path):
+    import torch
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    torch.manual_seed(0)
+    backbone = tmp_path / "vit"
+    ViTModel(ViTConfig(image_size=64, patch_size=16, hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=64)).save_pretrained(backbone)
+    ViTImageProcessor(size={"height": 64, "width": 64}).save_pretrained(backbone)
+    results = _run(tmp_path / "lp", "--model", str(backbone), "--method", "linear_probe",
+                   "--protocol", "open_set", "--dataset", str(tiny_bench), "--epochs", "5",
+                   "--batch-size", "16", "--lr", "0.05")
+    test = results["protocols"]["open_set"]["splits"]["test"]
+    assert 0.0 <= test["auroc_unknown"] <= 1.0
+    assert results["protocols"]["open_set"]["summary"]["auroc_unknown"] == test["auroc_unknown"]
+    # the unknown generator (released after the cutoff) is never predicted
+    assert test["confusion_matrix"][0] is not None
+    unknown = iab.LABEL_IDS["Z-Image-Turbo"]
+    assert all(row[unknown] == 0 for row in test["confusion_matrix"])
+    assert results["run_config"]["preprocess"]["policy"] == "processor"
