@@ -24,7 +24,7 @@ from pathlib import Path
 import imageattributionbench as iab
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 
-PROTOCOLS = ("standard", "open_set", "paper") + tuple(
+PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
 DEGRADED = tuple(iab.DEGRADATIONS)
 
@@ -46,9 +46,11 @@ def jobs_for(protocol: str) -> list[Job]:
         return [standard]
     if protocol == "open_set":
         return [Job("open_set", (("open_set", ("test",)),))]
+    paper = [standard] + [Job(p, ((p, ("test_seen", "test")),)) for p in iab.PAPER_SEMANTIC_TASKS]
     if protocol == "paper":
-        return [standard] + [Job(p, ((p, ("test_seen", "test")),))
-                             for p in iab.PAPER_SEMANTIC_TASKS]
+        return paper
+    if protocol == "all":  # the paper's set and open-set rejection: every leaderboard number
+        return paper + [Job("open_set", (("open_set", ("test",)),))]
     return [Job(protocol, ((protocol, ("test_seen", "test")),))]
 
 
@@ -59,8 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--model", required=True, help="Hub id or local path")
     what.add_argument("--model-revision", help="revision of a Hub model")
     what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
-    what.add_argument("--protocol", default="standard", help=" | ".join(PROTOCOLS[:3]) +
-                      " | semantic_disjoint[_<subclass>]")
+    what.add_argument("--protocol", default="standard",
+                      help=" | ".join(PROTOCOLS[:4]) + " | semantic_disjoint[_<subclass>] "
+                           "(paper: standard + degraded + the three semantic tasks; all: paper "
+                           "+ open_set)")
     what.add_argument("--dataset", default=iab.HUB_REPO_ID,
                       help="dataset repo id or a folder built by `iab build`")
     what.add_argument("--revision", help="dataset revision (commit sha or branch)")

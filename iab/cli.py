@@ -91,6 +91,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                                      "demo extra, pip install -e '.[demo]' -c "
                                      "constraints-cpu.txt, or run `iab demo --synthetic`") from e
     run_demo(Path(args.out), num_proc=args.num_proc)
+    if not args.synthetic and not args.no_harness:
+        from harness.demo import run_harness_demo
+
+        results = run_harness_demo(Path(args.out) / "repo", Path(args.out))
+        print(f"\nharness results, plots and model card: {results}")
     return 0
 
 
@@ -141,12 +146,15 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="the offline demo benchmark, end to end",
                        description="Generate images with tiny random-weight pipelines of eight "
                                    "generator families on official prompts, add real photographs "
-                                   "(scikit-image's samples), build, verify, and load every "
-                                   "config with datasets.load_dataset. No GPU, no network. "
-                                   "Rerunning resumes.")
+                                   "(scikit-image's samples), build, verify, load every config "
+                                   "with datasets.load_dataset, then fine-tune a tiny classifier "
+                                   "with accelerate launch and score every protocol. No GPU, no "
+                                   "network. Rerunning resumes the generation.")
     d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
     d.add_argument("--synthetic", action="store_true",
                    help="painted synthetic images instead of the generation jobs (no torch)")
+    d.add_argument("--no-harness", action="store_true",
+                   help="stop after loading the benchmark (no fine-tuning and scoring)")
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
     d.set_defaults(func=_cmd_demo)
     return p

@@ -18,6 +18,7 @@ import imageattributionbench as iab
 from generation import run as generation_run
 from harness import run as harness_run
 from harness.results import validate_results
+from harness.tiny_model import tiny_classifier
 from iab.build import build
 from iab.demo import demo_prompt_indices
 from iab.prompts import official_prompts
@@ -28,20 +29,7 @@ SEMANTICS = ("cat", "bedroom")
 
 
 def _tiny_classifier(folder: Path, labels=None) -> Path:
-    """A tiny ResNet with random weights and an image processor, saved like a Hub model."""
-    import torch
-    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
-
-    torch.manual_seed(0)
-    labels = labels or list(iab.LABELS)
-    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
-                          depths=[1, 1], layer_type="basic", num_labels=len(labels),
-                          id2label=dict(enumerate(labels)),
-                          label2id={n: i for i, n in enumerate(labels)})
-    ResNetForImageClassification(config).save_pretrained(folder)
-    ViTImageProcessor(size={"height": 64, "width": 64}, image_mean=[0.5] * 3,
-                      image_std=[0.5] * 3).save_pretrained(folder)
-    return folder
+    return tiny_classifier(folder, labels)
 
 
 @pytest.fixture(scope="session")
@@ -160,7 +148,7 @@ def test_interrupted_training_resumes_to_the_same_result(tiny_bench, classifier,
 
 
 def test_bad_names_list_the_valid_ones():
-    with pytest.raises(iab.BenchmarkError, match="valid protocols: standard, open_set, paper"):
+    with pytest.raises(iab.BenchmarkError, match="valid protocols: standard, open_set, paper, all"):
         harness_run.parse_args(["--model", "m", "--protocol", "semantic"])
     with pytest.raises(iab.BenchmarkError, match="valid methods: finetune, linear_probe, score"):
         harness_run.parse_args(["--model", "m", "--method", "train"])

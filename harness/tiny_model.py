@@ -1,0 +1,35 @@
+"""A tiny image classifier with random weights, saved like a Hub model (offline demo, tests).
+
+    python -m harness.tiny_model demo/tiny-resnet
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import imageattributionbench as iab
+
+
+def tiny_classifier(folder: str | Path, labels: list[str] | None = None, size: int = 64,
+                    seed: int = 0) -> Path:
+    """A two-stage ResNet (a few thousand weights) over ``labels`` (default: the benchmark's)
+    and an image processor of ``size`` px, saved to ``folder``."""
+    import torch
+    from transformers import ResNetConfig, ResNetForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(seed)
+    labels = labels or list(iab.LABELS)
+    config = ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
+                          depths=[1, 1], layer_type="basic", num_labels=len(labels),
+                          id2label=dict(enumerate(labels)),
+                          label2id={n: i for i, n in enumerate(labels)})
+    folder = Path(folder)
+    ResNetForImageClassification(config).save_pretrained(folder)
+    ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.5] * 3,
+                      image_std=[0.5] * 3).save_pretrained(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    print(tiny_classifier(sys.argv[1] if len(sys.argv) > 1 else "tiny-resnet"))
