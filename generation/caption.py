@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import csv
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import imageattributionbench as iab
+from iab.cli import run_script
 
 if TYPE_CHECKING:  # only for type hints: PIL and transformers are imported lazily
     from PIL import Image
@@ -416,8 +416,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(lambda: main(parse_args()))

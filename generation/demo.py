@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.demo import demo_prompt_indices
+from iab.demo import build_verify_load, demo_prompt_indices
 from iab.prompts import official_prompts
 
 DEMO_GENERATORS = ("SD1_5", "SDXL", "PIXART", "FLUX", "SD3", "Z-Image-Turbo",
@@ -65,8 +65,6 @@ def copy_real_photos(dest: Path) -> dict[str, Path]:
 def run_demo(out: Path, num_proc: int = 1) -> None:
     from generation import run
     from generation.real import import_real
-    from iab.build import build
-    from iab.verify import verify
 
     started = time.perf_counter()
     raw, repo = out / "raw", out / "repo"
@@ -81,20 +79,10 @@ def run_demo(out: Path, num_proc: int = 1) -> None:
         shutil.rmtree(photos)
     for semantic, folder in copy_real_photos(photos).items():
         import_real(str(folder), semantic, raw, source_name="scikit-image")
-    report = build([raw], repo, overwrite=(repo / "manifest.json").exists(), num_proc=num_proc)
-    print(f"\nbuilt {repo}: {report.rows} images, {len(report.shards)} shards, "
-          f"{len(report.configs)} configs")
-    problems, _ = verify(repo)
-    if problems:
-        raise iab.BenchmarkError("demo build failed verification:\n" + "\n".join(problems))
-    print("verified: checksums, schema, folds, degraded splits and card all consistent")
-    print(f"\nload_dataset({str(repo)!r}, <config>):")
-    for name in report.configs:
-        ds = iab.load(name, repo=str(repo))
-        print(f"  {name:<30} " + ", ".join(f"{split} {len(d)}" for split, d in ds.items()))
+    build_verify_load(raw, repo, num_proc)
     test = iab.load("standard", split="test", repo=str(repo))
     labels = test.features["label"]
-    print(f"\nstandard/test labels: " + ", ".join(
+    print("\nstandard/test labels: " + ", ".join(
         f"{labels.int2str(i)} {n}" for i, n in sorted(_count(test["label"]).items())))
     print(f"\ndone in {time.perf_counter() - started:.0f} s. The dataset card is "
           f"{repo / 'README.md'}; publish with `python generation/publish.py {repo} "

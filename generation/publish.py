@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.cli import run_script
 from iab.build import build
 from iab.verify import verify
 
@@ -138,8 +138,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(lambda: main(parse_args()))

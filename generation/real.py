@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import imageattributionbench as iab
+from iab.cli import run_script
 from iab.importer import ImportReport, image_row, write_unit
 
 
@@ -100,8 +100,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(lambda: main(parse_args()))

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image
 
 import imageattributionbench as iab
+from iab.cli import run_script
 from generation.pipelines import Settings, generate, load_pipeline, tiny_model_id
 
 
@@ -58,8 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(main)

@@ -13,11 +13,11 @@ weights on CPU (tests and the README demo). API generators run through their ada
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.cli import run_script
 from generation import work
 from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
                                   tiny_weights_seed)
@@ -214,8 +214,4 @@ def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, wri
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(lambda: main(parse_args()))

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import platform
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.cli import run_script
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 
 PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
@@ -286,8 +286,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    run_script(lambda: main(parse_args()))

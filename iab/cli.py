@@ -160,6 +160,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def run_script(main_fn) -> None:
+    """Run a script's ``main`` and exit with its status; a BenchmarkError (bad input) exits 2
+    with its message and no traceback, as every command of the project does."""
+    try:
+        code = main_fn()
+    except iab.BenchmarkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:

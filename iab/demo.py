@@ -91,20 +91,14 @@ def write_demo_raw(out: str | Path, labels=DEMO_LABELS, semantics=iab.SEMANTICS,
     return written
 
 
-def run_demo(out: Path, num_proc: int = 1) -> None:
-    """The README's main job: synthetic raw shards -> build -> verify -> load every config."""
-    import shutil
-
+def build_verify_load(raw: Path, repo: Path, num_proc: int = 1):
+    """Build (replacing an earlier demo build), verify, and load every config, printing each
+    step: the part of every demo that shows the benchmark as users get it."""
     from iab.build import build
     from iab.verify import verify
 
-    raw, repo = out / "raw", out / "repo"
-    if raw.exists():
-        shutil.rmtree(raw)  # the demo's own synthetic shards: cheap to remake, never user data
-    files = write_demo_raw(raw)
-    print(f"wrote {len(files)} synthetic raw shards to {raw}")
     report = build([raw], repo, overwrite=(repo / "manifest.json").exists(), num_proc=num_proc)
-    print(f"built {repo}: {report.rows} images, {len(report.shards)} shards, "
+    print(f"\nbuilt {repo}: {report.rows} images, {len(report.shards)} shards, "
           f"{len(report.configs)} configs")
     problems, _ = verify(repo)
     if problems:
@@ -113,13 +107,26 @@ def run_demo(out: Path, num_proc: int = 1) -> None:
     print(f"\nload_dataset({str(repo)!r}, <config>):")
     for name in report.configs:
         ds = iab.load(name, repo=str(repo))
-        first = next(iter(ds.values()))
-        labels = first.features["label"]
-        sizes = ", ".join(f"{split} {len(d)}" for split, d in ds.items())
-        print(f"  {name:<30} {sizes}")
-    sample = first[0]
-    print(f"\nrow 0 of {name}/{next(iter(ds))}: label {labels.int2str(sample['label'])!r}, "
-          f"semantic {sample['semantic']!r}, image {sample['image'].size} {sample['format']}, "
-          f"prompt {sample['prompt'][:60]!r}...")
-    print(f"\nThe dataset card is {repo / 'README.md'}; push the folder with "
-          "huggingface_hub's upload_large_folder.")
+        print(f"  {name:<30} " + ", ".join(f"{split} {len(d)}" for split, d in ds.items()))
+    return report
+
+
+def run_demo(out: Path, num_proc: int = 1) -> None:
+    """The README's main job: synthetic raw shards -> build -> verify -> load every config."""
+    import shutil
+
+    raw, repo = out / "raw", out / "repo"
+    if raw.exists():
+        shutil.rmtree(raw)  # the demo's own synthetic shards: cheap to remake, never user data
+    files = write_demo_raw(raw)
+    print(f"wrote {len(files)} synthetic raw shards to {raw}")
+    report = build_verify_load(raw, repo, num_proc)
+    name = next(iter(report.configs))
+    split = next(iter(report.configs[name]))
+    rows = iab.load(name, split=split, repo=str(repo))
+    sample = rows[0]
+    label = rows.features["label"].int2str(sample["label"])
+    print(f"\nrow 0 of {name}/{split}: label {label!r}, semantic {sample['semantic']!r}, "
+          f"image {sample['image'].size} {sample['format']}, prompt {sample['prompt'][:60]!r}...")
+    print(f"\nThe dataset card is {repo / 'README.md'}; publish with "
+          f"`python generation/publish.py {repo} --repo-id ORG/NAME --dry-run`.")
