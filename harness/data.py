@@ -215,6 +215,25 @@ class _Inline:
         return map(fn, iterable)
 
 
+@dataclass
+class StreamingSplit:
+    """A split read as a stream (``--streaming``): nothing downloaded ahead, bounded memory."""
+
+    ds: object  # datasets.IterableDataset with undecoded images
+    policy: str
+    side: int
+    on_corrupt: str
+    num_examples: int | None  # from the dataset card's dataset_info, when it has one
+
+
+def open_stream(dataset: str, config: str, split: str, revision: str | None, policy: str,
+                side: int, on_corrupt: str) -> StreamingSplit:
+    ds = load_split(dataset, config, split, revision, streaming=True)
+    splits = getattr(ds.info, "splits", None) or {}
+    n = splits[split].num_examples if split in splits else None
+    return StreamingSplit(ds, policy, side, on_corrupt, n)
+
+
 def stream_batches(ds, policy: str, side: int, batch_size: int, on_corrupt: str
                    ) -> Iterator[tuple[np.ndarray, dict[str, list], list[str]]]:
     """Streaming: (uint8 batch, metadata columns, skipped) in bounded memory."""

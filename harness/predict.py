@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from harness.data import DecodedSplit, Geometry, normalize, stream_batches
+from harness.data import (CorruptImage, DecodedSplit, Geometry, StreamingSplit, crop,
+                          normalize, stream_batches)
 
 
 class EpochShuffle(Sampler):
@@ -45,6 +46,43 @@ def loader(split: DecodedSplit, geo: Geometry, batch_size: int, *, shuffle_seed=
         else None
     return DataLoader(range(len(split.labels)), batch_size=batch_size, sampler=sampler,
                       collate_fn=collate, num_workers=workers)
+
+
+class StreamCrops(torch.utils.data.IterableDataset):
+    """Training crops from a stream, reshuffled each epoch through a seeded buffer."""
+
+    def __init__(self, split: StreamingSplit, seed: int, buffer_size: int = 1000):
+        self.split, self.seed, self.buffer_size, self.epoch = split, seed, buffer_size, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        from datasets import IterableDataset
+
+        ds = self.split.ds
+        if isinstance(ds, IterableDataset):
+            ds = ds.shuffle(seed=self.seed * 100_003 + self.epoch, buffer_size=self.buffer_size)
+        for row in ds:
+            try:
+                image = crop(row["image"]["bytes"], self.split.policy, self.split.side)
+            except CorruptImage as e:
+                if self.split.on_corrupt == "fail":
+                    from imageattributionbench import BenchmarkError
+
+                    raise BenchmarkError(f"streamed image {row.get('sha256')}: undecodable "
+                                         f"({e}); rerun with --on-corrupt skip") from e
+                continue
+            yield image, row["label"]
+
+
+def stream_loader(crops: StreamCrops, geo: Geometry, batch_size: int) -> DataLoader:
+    def collate(items):
+        images = np.stack([i for i, _ in items])
+        labels = torch.as_tensor([lb for _, lb in items])
+        return normalize(images, geo), labels, torch.full((len(items),), -1)
+
+    return DataLoader(crops, batch_size=batch_size, collate_fn=collate)
 
 
 @dataclass

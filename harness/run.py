@@ -202,10 +202,12 @@ def main(args: argparse.Namespace) -> int:
         n_params = models.parameter_count(model)
         if args.method != "score":
             if args.streaming:
-                raise iab.BenchmarkError("--streaming trains nothing here yet: use it with "
-                                         "--method score, or train without --streaming")
-            train, val = decoded(job.train_config, "train"), decoded(job.train_config,
-                                                                     "validation")
+                train, val = (data.open_stream(args.dataset, job.train_config, s, args.revision,
+                                               policy, geo.size, args.on_corrupt)
+                              for s in ("train", "validation"))
+            else:
+                train, val = decoded(job.train_config, "train"), decoded(job.train_config,
+                                                                         "validation")
             model, log = fit(accelerator, model, train, val, geo, cfg,
                              out_dir / "checkpoints" / job.train_config, args.resume, allowed)
             training[job.train_config] = log

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from harness.data import DecodedSplit, Geometry
-from harness.predict import loader, predict
+from harness.data import DecodedSplit, Geometry, StreamingSplit
+from harness.predict import StreamCrops, loader, predict, predict_stream, stream_loader
 
 SELECTION_RULE = "best validation accuracy over epochs (test splits never used)"
 
@@ -38,7 +38,15 @@ def _accuracy(pred) -> float:
     return float((pred.predictions == pred.labels).mean()) if len(pred.labels) else 0.0
 
 
-def fit(accelerator, model, train: DecodedSplit, val: DecodedSplit, geo: Geometry,
+def _validate(accelerator, model, val, geo: Geometry, batch_size: int, allowed):
+    if isinstance(val, StreamingSplit):
+        return predict_stream(accelerator, model, val.ds, val.policy, geo, batch_size,
+                              val.on_corrupt, allowed)
+    return predict(accelerator, model, val, geo, batch_size, allowed)
+
+
+def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
+        val: DecodedSplit | StreamingSplit, geo: Geometry,
         cfg: TrainConfig, ckpt_dir: Path, resume: bool, allowed=None):
     """Train ``model``; loads the best-on-validation weights before returning.
 
@@ -49,11 +57,22 @@ def fit(accelerator, model, train: DecodedSplit, val: DecodedSplit, geo: Geometr
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    train_dl = loader(train, geo, cfg.batch_size, shuffle_seed=cfg.seed, workers=cfg.workers)
-    steps = cfg.epochs * math.ceil(len(train.labels) / (cfg.batch_size *
-                                                        accelerator.num_processes))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
-                                                    total_steps=max(steps, 1), pct_start=0.1)
+    stream = None
+    if isinstance(train, StreamingSplit):
+        stream = StreamCrops(train, cfg.seed)
+        train_dl = stream_loader(stream, geo, cfg.batch_size)
+        n_train = train.num_examples or 1
+    else:
+        train_dl = loader(train, geo, cfg.batch_size, shuffle_seed=cfg.seed,
+                          workers=cfg.workers)
+        n_train = len(train.labels)
+    steps = cfg.epochs * math.ceil(n_train / (cfg.batch_size * accelerator.num_processes))
+    if stream is None:
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr,
+                                                        total_steps=max(steps, 1),
+                                                        pct_start=0.1)
+    else:  # a stream's length per process is not known exactly: a constant rate
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl,
                                                                 scheduler)
     log_path = ckpt_dir / "training_log.json"
@@ -69,7 +88,10 @@ def fit(accelerator, model, train: DecodedSplit, val: DecodedSplit, geo: Geometr
             accelerator.print(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
     for epoch in range(start, cfg.epochs):
         model.train()
-        train_dl.set_epoch(epoch)
+        if stream is not None:
+            stream.set_epoch(epoch)
+        else:
+            train_dl.set_epoch(epoch)
         total, count = 0.0, 0
         bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not accelerator.is_local_main_process)
@@ -86,7 +108,7 @@ def fit(accelerator, model, train: DecodedSplit, val: DecodedSplit, geo: Geometr
             total += loss.item() * len(labels)
             count += len(labels)
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
-        val_acc = _accuracy(predict(accelerator, model, val, geo, cfg.batch_size, allowed))
+        val_acc = _accuracy(_validate(accelerator, model, val, geo, cfg.batch_size, allowed))
         accelerator.save_state(str(ckpt_dir / f"epoch_{epoch}"))
         log["epochs"].append({"epoch": epoch, "train_loss": total / max(count, 1),
                               "validation_accuracy": val_acc})

@@ -211,3 +211,13 @@ def test_linear_probe_and_open_set(tiny_bench, tmp_path):
     unknown = iab.LABEL_IDS["Z-Image-Turbo"]
     assert all(row[unknown] == 0 for row in test["confusion_matrix"])
     assert results["run_config"]["preprocess"]["policy"] == "processor"
+
+
+def test_streaming_training_and_evaluation(tiny_bench, classifier, tmp_path):
+    results = _run(tmp_path / "stream", "--model", str(classifier), "--method", "finetune",
+                   "--protocol", "semantic_disjoint_bedroom", "--dataset", str(tiny_bench),
+                   "--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--streaming")
+    splits = results["protocols"]["semantic_disjoint_bedroom"]["splits"]
+    assert splits["test_seen"]["n_samples"] == len(GENERATORS) * 3
+    assert splits["test"]["n_samples"] == len(GENERATORS) * 18  # every cat image
+    assert splits["test_seen"]["accuracy"] >= 0.5  # learns from the stream (chance 1/4)
