@@ -165,25 +165,36 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
     images = np.memmap(tmp, np.uint8, "w+", shape=(max(n, 1), side, side, 3))
     keep, skipped, chunk = [], [], 64
     bar = tqdm(total=n, desc=f"decode {key.split('|')[-1]}", unit="img", disable=not progress)
+    def results_in_order(pool):
+        """(start row, decoded chunk) in order, with a bounded number of chunks in flight so
+        that workers never wait for a whole window and a split never sits in memory whole."""
+        from collections import deque
+
+        pending = deque()
+        for start in range(0, n, chunk):
+            batch = ds[start:start + chunk]["image"]
+            args = ([(img["bytes"], f"{key} row {start + j}") for j, img in enumerate(batch)],
+                    policy, side)
+            pending.append((start, pool.submit(_decode_chunk, args)))
+            if len(pending) > 2 * max(1, workers):
+                first, fut = pending.popleft()
+                yield first, fut.result()
+        while pending:
+            first, fut = pending.popleft()
+            yield first, fut.result()
+
     with ProcessPoolExecutor(max(1, workers)) if workers > 1 else _Inline() as pool:
-        starts = list(range(0, n, chunk))
-        # a bounded window of chunks in flight: a split never sits in memory whole
-        for w in range(0, len(starts), 2 * max(1, workers)):
-            window = starts[w:w + 2 * max(1, workers)]
-            args = [([(img["bytes"], f"{key} row {start + j}")
-                      for j, img in enumerate(ds[start:start + chunk]["image"])], policy, side)
-                    for start in window]
-            for start, results in zip(window, pool.map(_decode_chunk, args)):
-                for j, res in enumerate(results):
-                    if isinstance(res, str):
-                        if on_corrupt == "fail":
-                            raise iab.BenchmarkError(res + "; rerun with --on-corrupt skip to "
-                                                     "skip such images (they are counted)")
-                        skipped.append(res)
-                        continue
-                    images[len(keep)] = res
-                    keep.append(start + j)
-                bar.update(len(results))
+        for start, results in results_in_order(pool):
+            for j, res in enumerate(results):
+                if isinstance(res, str):
+                    if on_corrupt == "fail":
+                        raise iab.BenchmarkError(res + "; rerun with --on-corrupt skip to "
+                                                 "skip such images (they are counted)")
+                    skipped.append(res)
+                    continue
+                images[len(keep)] = res
+                keep.append(start + j)
+            bar.update(len(results))
     bar.close()
     images.flush()
     del images
@@ -202,7 +213,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
 
 
 class _Inline:
-    """map() in this process, for --num-workers 1."""
+    """submit() run at once in this process, for --num-workers 1."""
 
     def __enter__(self):
         return self
@@ -211,8 +222,12 @@ class _Inline:
         return False
 
     @staticmethod
-    def map(fn, iterable):
-        return map(fn, iterable)
+    def submit(fn, *args):
+        from concurrent.futures import Future
+
+        fut = Future()
+        fut.set_result(fn(*args))
+        return fut
 
 
 @dataclass
