@@ -38,6 +38,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     args = ap.parse_args()
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.set_verbosity_error()  # the 77-token cut is said for every call
+    transformers_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
     prompts = [p.text for p in official_prompts("cat")[:args.images]]
     print(f"{args.images} images, 64x64, 2 steps, {args.threads} torch thread(s)\n")
