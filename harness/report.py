@@ -139,6 +139,18 @@ def _pyplot():
     return plt
 
 
+def _save(fig, path) -> Path:
+    """Write a finished figure as PNG (making its folder) and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(split_metrics: dict, path: str | os.PathLike, title: str) -> Path:
     """Save one split's confusion matrix as a PNG: true labels on rows, predictions on columns,
     colours normalised per row (recall), counts written in the cells of small matrices.
@@ -174,12 +186,7 @@ def plot_confusion(split_metrics: dict, path: str | os.PathLike, title: str) -> 
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if norm[i, j] > 0.5 else "black")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true label")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_robustness(results: Results, path: str | os.PathLike) -> Path:
@@ -216,12 +223,7 @@ def plot_robustness(results: Results, path: str | os.PathLike) -> Path:
     ax.set_title(f"Robustness: {results['model']['id']}", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in _FAMILY_COLOR.values()]
     ax.legend(handles, list(_FAMILY_COLOR), loc="lower left", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------------
