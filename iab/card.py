@@ -165,6 +165,17 @@ def _biases_table(stats: list["ImageStat"]) -> str:
                    "mean KB"], rows)
 
 
+def _shortcut_table(stats: list["ImageStat"]) -> str:
+    from iab.shortcut import scores
+
+    rows = [[f"`{s.protocol}`", f"{100 * s.accuracy:.1f}%", f"{100 * s.chance:.1f}%", s.n_test,
+             "**yes: a shortcut leaks**" if s.leaks else "no"] for s in scores(stats)]
+    if not rows:
+        return "No protocol of this build has both a train and a test split."
+    return _table(["protocol", "shortcut test accuracy", "chance (largest label)", "test images",
+                   "above chance"], rows)
+
+
 def _generators_table(present: set[str]) -> str:
     rows = [["0", "`real`", "real photographs", "-", "-", "-", "yes" if iab.REAL in present
              else "no"]]
@@ -221,6 +232,7 @@ def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str,
         degradations_table=_degradations_table(),
         load_examples=_load_examples(counts, repo_id),
         biases_table=_biases_table(stats),
+        shortcut_table=_shortcut_table(stats),
         cutoff=iab.OPEN_SET_CUTOFF,
         known_labels=", ".join(f"`{k}`" for k in iab.known_labels()),
         fingerprint=fingerprint,
