@@ -97,6 +97,8 @@ def build(method: str, model_id: str, revision: str | None, size: int) -> nn.Mod
     """The trainable/evaluable module for a method; its forward gives benchmark-label logits."""
     from transformers import AutoModel, AutoModelForImageClassification
 
+    import methods  # noqa: F401  (registers the paper's methods with the Auto classes)
+
     check_method(method)
     if method == "finetune":
         model = AutoModelForImageClassification.from_pretrained(

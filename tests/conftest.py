@@ -30,3 +30,37 @@ def built(raw_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("built") / "repo"
     report = build([raw_dir], out, progress=False)
     return out, report
+
+
+# A tiny benchmark made by the tiny generators: the harness and method tests train on it.
+TINY_GENERATORS = ("SD1_5", "FLUX", "PIXART", "Z-Image-Turbo")
+TINY_SEMANTICS = ("cat", "bedroom")
+
+
+@pytest.fixture(scope="session")
+def tiny_bench(tmp_path_factory):
+    """4 tiny generators x 2 subclasses x 18 prompts, built into a repo folder."""
+    from generation import run as generation_run
+    from iab.demo import demo_prompt_indices
+    from iab.prompts import official_prompts
+
+    root = tmp_path_factory.mktemp("tiny_bench")
+    prompts = root / "prompts.csv"
+    lines = ["prompt_id,semantic,prompt"]
+    for s in TINY_SEMANTICS:
+        for i in demo_prompt_indices(s, {"train": 12, "validation": 3, "test": 3}):
+            p = official_prompts(s)[i]
+            lines.append(f'{p.prompt_id},{s},"{p.text}"')
+    prompts.write_text("\n".join(lines) + "\n")
+    for g in TINY_GENERATORS:
+        generation_run.main(generation_run.parse_args(
+            ["--generator", g, "--tiny", "--prompts", str(prompts), "--semantics",
+             ",".join(TINY_SEMANTICS), "--images-per-prompt", "1", "--out", str(root / "raw")]))
+    return build([root / "raw"], root / "repo", progress=False).out
+
+
+@pytest.fixture(scope="session")
+def classifier(tmp_path_factory):
+    from harness.tiny_model import tiny_classifier
+
+    return tiny_classifier(tmp_path_factory.mktemp("model"))

@@ -15,44 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 
 import imageattributionbench as iab
-from generation import run as generation_run
 from harness import run as harness_run
 from harness.results import validate_results
 from harness.tiny_model import tiny_classifier
-from iab.build import build
-from iab.demo import demo_prompt_indices
-from iab.prompts import official_prompts
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATORS = ("SD1_5", "FLUX", "PIXART", "Z-Image-Turbo")
-SEMANTICS = ("cat", "bedroom")
+from conftest import TINY_GENERATORS as GENERATORS
+from conftest import TINY_SEMANTICS as SEMANTICS
 
 
 def _tiny_classifier(folder: Path, labels=None) -> Path:
     return tiny_classifier(folder, labels)
-
-
-@pytest.fixture(scope="session")
-def tiny_bench(tmp_path_factory):
-    """4 tiny generators x 2 subclasses x 18 prompts, built into a repo folder."""
-    root = tmp_path_factory.mktemp("tiny_bench")
-    prompts = root / "prompts.csv"
-    lines = ["prompt_id,semantic,prompt"]
-    for s in SEMANTICS:
-        for i in demo_prompt_indices(s, {"train": 12, "validation": 3, "test": 3}):
-            p = official_prompts(s)[i]
-            lines.append(f'{p.prompt_id},{s},"{p.text}"')
-    prompts.write_text("\n".join(lines) + "\n")
-    for g in GENERATORS:
-        generation_run.main(generation_run.parse_args(
-            ["--generator", g, "--tiny", "--prompts", str(prompts), "--semantics",
-             ",".join(SEMANTICS), "--images-per-prompt", "1", "--out", str(root / "raw")]))
-    return build([root / "raw"], root / "repo", progress=False).out
-
-
-@pytest.fixture(scope="session")
-def classifier(tmp_path_factory):
-    return _tiny_classifier(tmp_path_factory.mktemp("model"))
 
 
 def _run(out: Path, *args) -> dict:
