@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
+from itertools import accumulate
 import os
 import shutil
 import tempfile
@@ -153,21 +155,15 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
 def _read_rows(path: Path, wanted: list[int]) -> dict[int, dict]:
     """The wanted rows of one raw shard, reading only the row groups that hold them."""
     pf = shards.open_parquet(path)
-    starts, offset = [], 0
-    for g in range(pf.metadata.num_row_groups):
-        starts.append(offset)
-        offset += pf.metadata.row_group(g).num_rows
-    groups = sorted({next(g for g in reversed(range(len(starts))) if starts[g] <= r)
-                     for r in wanted})
+    sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+    starts = list(accumulate([0] + sizes[:-1]))
+    group_of = {r: bisect_right(starts, r) - 1 for r in wanted}
+    groups = sorted(set(group_of.values()))
     table = shards.read_table(path, row_groups=groups)
-    base = {g: sum(pf.metadata.row_group(h).num_rows for h in groups[:n])
-            for n, g in enumerate(groups)}
-    out = {}
-    for r in wanted:
-        g = next(g for g in reversed(groups) if starts[g] <= r)
-        local = base[g] + (r - starts[g])
-        out[r] = table.slice(local, 1).to_pylist()[0]
-    return out
+    # where each read group begins in the concatenated table
+    offset = dict(zip(groups, accumulate([0] + [sizes[g] for g in groups[:-1]])))
+    local = [offset[group_of[r]] + r - starts[group_of[r]] for r in wanted]
+    return dict(zip(wanted, table.take(local).to_pylist()))
 
 
 def _image_of(row: dict) -> tuple[bytes | None, str | None]:
