@@ -22,12 +22,14 @@ ORDER = ["acme/vit-small", f"gamma/{EVIL}", "beta/clip-probe"]  # by standard ac
 
 
 def confusion(correct: int) -> list[list[int]]:
+    """A 3x3 matrix over ROW_SIZES with exactly ``correct`` images on the diagonal."""
     cm = [[0] * 3 for _ in range(3)]
     left = correct
     for i, n in enumerate(ROW_SIZES):
         cm[i][i] = min(n, left)
         left -= cm[i][i]
         cm[i][(i + 1) % 3] = n - cm[i][i]
+    assert left == 0
     return cm
 
 

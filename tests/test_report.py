@@ -30,22 +30,10 @@ from harness.results import (
     write_results,
 )
 
-LABELS = ["real", "SD1_5", "FLUX"]
-ROW_SIZES = (34, 33, 33)  # 100 images per split: accuracies are exact hundredths
+from leaderboard_fixtures import LABELS, confusion
+
 CREATED_AT = "2026-11-27T23:59:00Z"
 ISO = "2026-11-27T23-59-00Z"
-
-
-def confusion(correct: int) -> list[list[int]]:
-    """A 3x3 matrix over ROW_SIZES with exactly ``correct`` images on the diagonal."""
-    cm = [[0] * 3 for _ in range(3)]
-    left = correct
-    for i, n in enumerate(ROW_SIZES):
-        cm[i][i] = min(n, left)
-        left -= cm[i][i]
-        cm[i][(i + 1) % 3] = n - cm[i][i]
-    assert left == 0
-    return cm
 
 
 def split_metrics(correct: int, **extra) -> dict:
