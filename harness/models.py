@@ -17,10 +17,51 @@ def check_method(method: str) -> str:
     return method
 
 
+def input_policy(model_id: str, revision: str | None) -> str | None:
+    """The preprocessing policy a paper method's config records, if the model is one."""
+    from transformers import AutoConfig
+
+    import methods  # noqa: F401  (registers the paper's methods with the Auto classes)
+
+    try:
+        config = AutoConfig.from_pretrained(model_id, revision=revision)
+    except (OSError, ValueError):
+        return None  # not a transformers model folder: the harness's default applies
+    return getattr(config, "input_policy", None)
+
+
+def method_record(model_id: str, revision: str | None) -> dict | None:
+    """A paper method's reference, input policy, paper hyper-parameters and architecture
+    (its config minus label maps), for results and the model card; None for other models."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_id, revision=revision)
+    except (OSError, ValueError):
+        return None
+    if not getattr(config, "reference", None):
+        return None
+    from transformers import PretrainedConfig
+
+    generic = set(PretrainedConfig().to_dict())
+    fields = {k: v for k, v in config.to_dict().items()
+              if k not in generic and k not in ("reference", "hyperparameters")}
+    return {"model_type": config.model_type, "reference": config.reference,
+            "input_policy": config.input_policy,
+            "paper_hyperparameters": config.hyperparameters, "architecture": fields}
+
+
 def load_processor(model_id: str, revision: str | None):
     from transformers import AutoImageProcessor
 
     return AutoImageProcessor.from_pretrained(model_id, revision=revision)
+
+
+def training_output(logits: torch.Tensor, labels, label_mask):
+    """(logits, cross-entropy over the allowed labels) for a training batch."""
+    from methods.base import cross_entropy
+
+    return logits, cross_entropy(logits, labels, label_mask)
 
 
 class LinearProbe(nn.Module):
@@ -43,8 +84,10 @@ class LinearProbe(nn.Module):
             pooled = out.last_hidden_state.mean(dim=1)
         return pooled.flatten(1)
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(pixel_values))
+    def forward(self, pixel_values: torch.Tensor, labels=None, label_mask=None):
+        """Logits; with labels, (logits, loss) for training."""
+        logits = self.head(self.features(pixel_values))
+        return logits if labels is None else training_output(logits, labels, label_mask)
 
 
 def _feature_dim(backbone: nn.Module, size: int) -> int:
@@ -71,14 +114,23 @@ class Scored(nn.Module):
 
 
 class Classifier(nn.Module):
-    """logits over the benchmark labels from an AutoModelForImageClassification."""
+    """logits over the benchmark labels from an AutoModelForImageClassification; in training,
+    the paper's methods (``methods/``) give their own objective, any other model
+    cross-entropy."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=pixel_values).logits
+    def forward(self, pixel_values: torch.Tensor, labels=None, label_mask=None):
+        """Logits; with labels, (logits, loss) for training."""
+        if labels is None:
+            return self.model(pixel_values=pixel_values).logits
+        if getattr(self.model, "has_training_objective", False):
+            out = self.model(pixel_values=pixel_values, labels=labels, label_mask=label_mask)
+            return out.logits, out.loss
+        return training_output(self.model(pixel_values=pixel_values).logits, labels,
+                               label_mask)
 
 
 def label_index(id2label: dict) -> list[int]:

@@ -300,6 +300,21 @@ def _protocol_section(name: str, proto: dict) -> str:
     return "\n".join(parts)
 
 
+def _method_section(record: dict) -> list[str]:
+    """The paper method a model implements: its reference, input policy and settings."""
+    from harness.data import POLICY_TEXT
+
+    policy = record["input_policy"]
+    settings = ", ".join(f"{k} {v}" for k, v in record["paper_hyperparameters"].items())
+    arch = ", ".join(f"{k} {v}" for k, v in sorted(record["architecture"].items()))
+    return ["## Method", "",
+            f"- Implements: {record['reference']} (`{record['model_type']}`, loads with "
+            "`AutoModelForImageClassification` after `import methods`)",
+            f"- Input policy: `{policy}`, {POLICY_TEXT.get(policy, policy)}",
+            f"- The paper's training settings: {settings or 'not recorded'}",
+            f"- Architecture: {arch}", ""]
+
+
 def _card_body(results: Results, title: str) -> str:
     values = leaderboard_values(results)
     tasks = _tasks()
@@ -321,6 +336,9 @@ def _card_body(results: Results, title: str) -> str:
                   _table(["task", "value (%)"],
                          [[f"{tasks[k].name} (`{k}`)", f"{v:.2f}"] for k, v in values.items()]),
                   ""]
+    record = results["run_config"].get("method_record")
+    if record:
+        lines += _method_section(record)
     lines += ["## Results per protocol", "", "Scores in percent.", ""]
     for name, proto in results["protocols"].items():
         lines += [_protocol_section(name, proto), ""]

@@ -23,6 +23,7 @@ from pathlib import Path
 import imageattributionbench as iab
 from iab.cli import run_script
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
+from harness.train import SCHEDULERS
 
 PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
@@ -57,8 +58,12 @@ def jobs_for(protocol: str) -> list[Job]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="YAML file whose keys set defaults for these options")
+    p.add_argument("--preset", help="the paper's settings by name: resnet50, clip-lr, or a "
+                                    "method (dct-cnn, patch-forensics, dna-det, repmix, "
+                                    "patchcraft, ssp); flags and --config still win")
     what = p.add_argument_group("what")
-    what.add_argument("--model", required=True, help="Hub id or local path")
+    what.add_argument("--model", help="Hub id or local path; init:METHOD[:tiny] starts a "
+                                      "paper method from scratch in <output-dir>/init")
     what.add_argument("--model-revision", help="revision of a Hub model")
     what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
     what.add_argument("--protocol", default="standard",
@@ -75,9 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--scheduler", choices=SCHEDULERS, default="onecycle",
+                       help="learning rate: onecycle (warm-up then cosine, per step), step "
+                            "(x0.9 each epoch, the paper's ResNet-50), constant")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--preprocess", choices=POLICIES,
-                       help="default: native_crop for finetune, processor otherwise")
+                       help="default: the method model's own input policy, else "
+                            "native_crop for finetune and processor otherwise")
     train.add_argument("--num-workers", type=int, default=1, help="decode workers")
     train.add_argument("--resume", action="store_true", help="continue from the last epoch")
     train.add_argument("--stop-after-epoch", type=int,
@@ -91,16 +100,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     out.add_argument("--hub-model-id", help="model repo to push to (default: --model's name)")
     out.add_argument("--results-repo", help="also upload the results JSON to this dataset repo")
     args = p.parse_args(argv)
+    config = {}
     if args.config:
         import yaml
 
-        defaults = yaml.safe_load(Path(args.config).read_text()) or {}
+        config = {k.replace("-", "_"): v for k, v in
+                  (yaml.safe_load(Path(args.config).read_text()) or {}).items()}
         known = {a.dest for a in p._actions}
-        unknown = sorted(set(k.replace("-", "_") for k in defaults) - known)
+        unknown = sorted(set(config) - known)
         if unknown:
             p.error(f"{args.config}: unknown option(s) {', '.join(unknown)}")
-        p.set_defaults(**{k.replace("-", "_"): v for k, v in defaults.items()})
-        args = p.parse_args(argv)
+    name = config.get("preset", args.preset)
+    if name:  # precedence: preset < --config < command line
+        from harness.presets import preset
+
+        p.set_defaults(**preset(name))
+    p.set_defaults(**config)
+    args = p.parse_args(argv)
+    if not args.model:
+        p.error("--model is required (or a --preset that names one)")
     from harness.models import check_method
 
     check_method(args.method)
@@ -163,14 +181,26 @@ def main(args: argparse.Namespace) -> int:
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(args.seed)
-    policy = args.preprocess or DEFAULT_POLICY[args.method]
+    out_dir = Path(args.output_dir)
+    model_name = args.model  # as results and the Hub will know it
+    if args.model.startswith("init:"):  # a paper method from scratch
+        from methods.init import check_name, init_checkpoint
+
+        _, name, *scale = args.model.split(":")
+        check_name(name)
+        model_name = f"iab-{name}" + ("-tiny" if scale == ["tiny"] else "")
+        with accelerator.main_process_first():
+            if accelerator.is_main_process:
+                init_checkpoint(name, out_dir / "init", tiny=scale == ["tiny"], seed=args.seed)
+        args.model = str(out_dir / "init")
+    policy = args.preprocess or models.input_policy(args.model, args.model_revision) or \
+        DEFAULT_POLICY[args.method]
     processor = models.load_processor(args.model, args.model_revision)
     geo = data.geometry(processor, policy)
     metric = load_metric()
-    out_dir = Path(args.output_dir)
     created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
-                      0, args.stop_after_epoch)
+                      0, args.stop_after_epoch, args.scheduler)
     protocols, samples, n_samples, training = {}, {}, {}, {}
     dataset_revision = args.revision
     n_params = None
@@ -264,12 +294,15 @@ def main(args: argparse.Namespace) -> int:
     run_config["preprocess"] = {"policy": policy, "description": POLICY_TEXT[policy],
                                 "size": geo.size, "mean": list(geo.mean), "std": list(geo.std)}
     run_config["training"] = training
+    record = models.method_record(args.model, args.model_revision)
+    if record:
+        run_config["method_record"] = record
     run_config["seconds"] = round(time.perf_counter() - started, 1)
     results = {
         "schema_version": 1, "benchmark": iab.BENCHMARK_NAME,
         "benchmark_version": iab.BENCHMARK_VERSION, "created_at": created,
         "dataset": {"repo": args.dataset, "revision": dataset_revision},
-        "model": {"id": args.model, "revision": args.model_revision, "parameters": n_params},
+        "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params},
         "method": args.method, "run_config": run_config,
         "checkpoint_selection": SELECTION_RULE if args.method != "score" else
         "none: the model is scored as it is",
@@ -281,7 +314,7 @@ def main(args: argparse.Namespace) -> int:
                         for s, m in r["splits"].items())
     print(f"accuracy: {summary}\nwrote {len(paths)} files to {out_dir}")
     if args.push_to_hub:
-        repo_id = args.hub_model_id or Path(args.model).name
+        repo_id = args.hub_model_id or Path(model_name).name
         push_report(out_dir, repo_id, results_repo=args.results_repo)
         print(f"pushed to {repo_id}")
     return 0

@@ -2,14 +2,55 @@
 when this package is imported, so that checkpoints load without remote code:
 
     import methods  # noqa: F401  (registers)
-    model = AutoModelForImageClassification.from_pretrained("ORG/iab-dct-cnn")
+    model = AutoModelForImageClassification.from_pretrained("ORG/iab-patchcraft")
+
+``METHODS`` names each method's module and classes (``python -m methods.init NAME DIR`` writes
+a fresh checkpoint to fine-tune with ``harness/run.py``).
 """
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
 
 from transformers import AutoConfig, AutoModelForImageClassification
 
-from methods.dct import DCTConfig, DCTForImageClassification
 
-AutoConfig.register(DCTConfig.model_type, DCTConfig, exist_ok=True)
-AutoModelForImageClassification.register(DCTConfig, DCTForImageClassification, exist_ok=True)
+@dataclass(frozen=True)
+class MethodSpec:
+    module: str
+    config: str
+    model: str
+    summary: str
 
-__all__ = ["DCTConfig", "DCTForImageClassification"]
+    def classes(self):
+        mod = importlib.import_module(self.module)
+        return getattr(mod, self.config), getattr(mod, self.model)
+
+
+METHODS = {
+    "dct-cnn": MethodSpec("methods.dct", "DCTConfig", "DCTForImageClassification",
+                          "Frank et al., ICML 2020: log |DCT| spectrum + CNN"),
+    "patch-forensics": MethodSpec(
+        "methods.patch_forensics", "PatchForensicsConfig", "PatchForensicsForImageClassification",
+        "Chai et al., ECCV 2020: Xception cut after block 2, per-patch classification"),
+    "dna-det": MethodSpec("methods.dna_det", "DNADetConfig", "DNADetForImageClassification",
+                          "Yang et al., AAAI 2022: random crops, CE + supervised contrastive"),
+    "repmix": MethodSpec("methods.repmix", "RepMixConfig", "RepMixForImageClassification",
+                         "Bui et al., ECCV 2022: ResNet-50 with mixed representations"),
+    "patchcraft": MethodSpec("methods.patchcraft", "PatchCraftConfig",
+                             "PatchCraftForImageClassification",
+                             "Zhong et al., 2023: rich/poor texture contrast, 30 SRM filters"),
+    "ssp": MethodSpec("methods.ssp", "SSPConfig", "SSPForImageClassification",
+                      "Chen et al., 2024: simplest patch, SRM, ResNet-50"),
+}
+
+
+def register_all() -> None:
+    for spec in METHODS.values():
+        config, model = spec.classes()
+        AutoConfig.register(config.model_type, config, exist_ok=True)
+        AutoModelForImageClassification.register(config, model, exist_ok=True)
+
+
+register_all()

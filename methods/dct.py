@@ -13,27 +13,20 @@ import math
 
 import torch
 from torch import nn
-from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
 
-import imageattributionbench as iab
+from methods.base import MethodConfig, MethodModel
 
 
-class DCTConfig(PretrainedConfig):
+class DCTConfig(MethodConfig):
     model_type = "iab-dct-cnn"
+    reference = ("Frank et al., Leveraging Frequency Analysis for Deep Fake Image Recognition, "
+                 "ICML 2020")
+    paper_hyperparameters = {"optimizer": "Adam", "lr": 1e-3, "batch_size": 64}
 
-    def __init__(self, num_channels: int = 3, hidden_sizes=(16, 32, 64), eps: float = 1e-6,
-                 input_policy: str = "native_crop", reference: str =
-                 "Frank et al., Leveraging Frequency Analysis for Deep Fake Image Recognition, "
-                 "ICML 2020", **kwargs):
-        kwargs.setdefault("id2label", dict(enumerate(iab.LABELS)))
-        kwargs.setdefault("label2id", dict(iab.LABEL_IDS))
-        super().__init__(**kwargs)
-        self.num_channels = num_channels
+    def __init__(self, hidden_sizes=(16, 32, 64), eps: float = 1e-6, **kwargs):
+        super().__init__(**kwargs)  # native crops: resizing destroys the spectral peaks
         self.hidden_sizes = list(hidden_sizes)
         self.eps = eps
-        self.input_policy = input_policy  # full-resolution crops: resizing destroys the peaks
-        self.reference = reference
 
 
 def dct_matrix(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -54,9 +47,8 @@ def log_dct_spectrum(pixels: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     return torch.log(coeffs.abs() + eps)
 
 
-class DCTForImageClassification(PreTrainedModel):
+class DCTForImageClassification(MethodModel):
     config_class = DCTConfig
-    main_input_name = "pixel_values"
 
     def __init__(self, config: DCTConfig):
         super().__init__(config)
@@ -71,18 +63,6 @@ class DCTForImageClassification(PreTrainedModel):
         self.classifier = nn.Linear(channels, config.num_labels)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        # He init for the ReLU convolutions: the library default (std 0.02) starves them
-        if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=0.01)
-            nn.init.zeros_(module.bias)
-
-    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
-                **kwargs) -> ImageClassifierOutput:
-        x = self.standardise(log_dct_spectrum(pixel_values.float(), self.config.eps))
-        logits = self.classifier(self.features(x).mean(dim=(-2, -1)))
-        loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits)
+    def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        x = self.standardise(log_dct_spectrum(pixel_values, self.config.eps))
+        return self.classifier(self.features(x).mean(dim=(-2, -1)))

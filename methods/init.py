@@ -1,7 +1,11 @@
 """Write a freshly initialised method checkpoint (weights + image processor) to fine-tune:
 
-    python -m methods.init dct-cnn checkpoints/dct --size 256
-    accelerate launch harness/run.py --model checkpoints/dct --method finetune --protocol paper
+    python -m methods.init patchcraft checkpoints/patchcraft
+    python -m methods.init ssp checkpoints/ssp --backbone-weights microsoft/resnet-50
+    accelerate launch harness/run.py --model checkpoints/patchcraft --protocol paper
+
+(``harness/run.py --preset NAME`` does this itself.) ``--tiny`` gives the same architecture
+at a few thousand to a few hundred thousand weights, for CPU tests and the offline demo.
 """
 
 from __future__ import annotations
@@ -11,35 +15,80 @@ from pathlib import Path
 
 import imageattributionbench as iab
 from iab.cli import run_script
+from methods import METHODS
 
-PRESETS = {"dct-cnn": "Frank et al., ICML 2020: log |DCT| spectrum + CNN, native crops"}
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+HALF = ((0.5,) * 3, (0.5,) * 3)
+TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1],
+               "layer_type": "basic"}
+
+# Normalisation the harness applies before the model, as each paper's code does.
+NORMALISATION = {
+    "dct-cnn": ((0.0,) * 3, (1.0,) * 3),  # the spectrum is standardised inside the model
+    "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF,
+    "repmix": IMAGENET, "ssp": IMAGENET,  # ImageNet-initialised ResNet-50 backbones
+}
+TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
+    "dct-cnn": {"hidden_sizes": [16, 32, 64], "crop_size": 64},
+    "patch-forensics": {"widths": [8, 16, 32, 32], "crop_size": 64},
+    "dna-det": {"widths": [16, 32, 32, 64], "projection": 32, "train_crops": 4,
+                "train_crop_size": 32, "crop_size": 64},
+    "repmix": {"backbone_spec": TINY_RESNET, "embedding": 32},  # resize 256, crop 224 kept
+    "patchcraft": {"patch_size": 8, "grid_side": 4, "width": 16, "crop_size": 64},
+    "ssp": {"patch_size": 16, "resize_to": 32, "backbone_spec": TINY_RESNET, "crop_size": 64},
+}
 
 
-def init_checkpoint(preset: str, out: str | Path, size: int = 256, seed: int = 0) -> Path:
+def check_name(name: str) -> str:
+    if name not in METHODS:
+        raise iab.BenchmarkError(f"unknown method {name!r}; valid methods: "
+                                 f"{', '.join(METHODS)}")
+    return name
+
+
+def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: bool = False,
+                    backbone_weights: str | None = None, seed: int = 0) -> Path:
+    """Save method ``name``, randomly initialised (seeded), with its image processor (crop
+    side ``size``, default the paper's) to ``out``; returns ``out``."""
     import torch
     from transformers import ViTImageProcessor
 
-    from methods.dct import DCTConfig, DCTForImageClassification
-
-    if preset not in PRESETS:
-        raise iab.BenchmarkError(f"unknown preset {preset!r}; valid presets: "
-                                 f"{', '.join(PRESETS)}")
+    config_class, model_class = METHODS[check_name(name)].classes()
+    overrides = dict(TINY[name]) if tiny else {}
+    if size is not None:
+        overrides["crop_size"] = size
     torch.manual_seed(seed)
+    config = config_class(**overrides)
+    model = model_class(config)
+    if backbone_weights:
+        if not hasattr(model, "backbone"):
+            raise iab.BenchmarkError(f"{name} has no ResNet backbone to start from "
+                                     f"{backbone_weights}; methods with one: repmix, ssp")
+        from methods.backbone import load_pretrained
+
+        load_pretrained(model.backbone, backbone_weights)
     out = Path(out)
-    DCTForImageClassification(DCTConfig()).save_pretrained(out)
-    # No normalisation beyond [0, 1]: the spectrum is standardised inside the model.
-    ViTImageProcessor(size={"height": size, "width": size}, image_mean=[0.0] * 3,
-                      image_std=[1.0] * 3).save_pretrained(out)
+    model.save_pretrained(out)
+    mean, std = NORMALISATION[name]
+    side = config.crop_size
+    ViTImageProcessor(size={"height": side, "width": side}, image_mean=list(mean),
+                      image_std=list(std)).save_pretrained(out)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("preset", help=", ".join(f"{k} ({v})" for k, v in PRESETS.items()))
+    p.add_argument("method", help=" | ".join(METHODS))
     p.add_argument("out", help="folder to write")
-    p.add_argument("--size", type=int, default=256, help="crop side the harness feeds it")
+    p.add_argument("--size", type=int, help="crop side the harness feeds it (default: the "
+                                            "paper's)")
+    p.add_argument("--tiny", action="store_true", help="tiny widths, for CPU tests and demos")
+    p.add_argument("--backbone-weights", help="Hub ResNet to start the backbone from "
+                                              "(repmix, ssp), e.g. microsoft/resnet-50")
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    print(init_checkpoint(args.preset, args.out, args.size))
+    print(init_checkpoint(args.method, args.out, args.size, args.tiny, args.backbone_weights,
+                          args.seed))
     return 0
 
 

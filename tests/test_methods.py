@@ -1,4 +1,5 @@
-"""The paper's methods as transformers models (issue 6, first method: DCT spectrum + CNN)."""
+"""The paper's methods as transformers models (issue 6): shapes, round trips, preprocessing
+as each paper has it, training through the harness's presets, and the method's card."""
 
 import json
 
@@ -10,53 +11,218 @@ from scipy.fft import dctn
 from transformers import AutoConfig, AutoModelForImageClassification
 
 import imageattributionbench as iab
-import methods  # noqa: F401  (registers)
+import methods
 from harness import run as harness_run
-from methods.dct import DCTConfig, DCTForImageClassification, log_dct_spectrum
-from methods.init import init_checkpoint
+from methods.dct import DCTConfig, log_dct_spectrum
+from methods.init import TINY, init_checkpoint
+from methods.patch_forensics import PatchForensicsConfig, receptive_field
+from methods.texture import grid_patches, srm3_kernels, srm_kernels, texture_diversity
+
+NAMES = list(methods.METHODS)
 
 
-def test_forward_shapes_and_labels():
-    model = DCTForImageClassification(DCTConfig()).eval()
-    out = model(torch.rand(3, 3, 48, 40))
-    assert out.logits.shape == (3, len(iab.LABELS))
+def tiny_model(name: str, seed: int = 0):
+    config_class, model_class = methods.METHODS[name].classes()
+    torch.manual_seed(seed)
+    return model_class(config_class(**TINY[name]))
+
+
+def test_every_method_is_registered_and_has_a_tiny_variant():
+    assert NAMES == ["dct-cnn", "patch-forensics", "dna-det", "repmix", "patchcraft", "ssp"]
+    assert set(TINY) == set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_shapes_loss_and_labels(name):
+    model = tiny_model(name).eval()
+    out = model(torch.rand(3, 3, 64, 64))
+    assert out.logits.shape == (3, len(iab.LABELS)) and torch.isfinite(out.logits).all()
     assert model.config.id2label[0] == "real" and model.config.num_labels == len(iab.LABELS)
-    assert "Frank et al." in model.config.reference
+    assert model.config.reference and model.config.hyperparameters["lr"] > 0
+    model.train()
+    labels = torch.tensor([0, 1, 1])
+    loss = model(torch.rand(3, 3, 64, 64), labels=labels).loss
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
 
 
-def test_preprocessing_is_the_log_magnitude_dct_of_the_native_image():
+@pytest.mark.parametrize("name", NAMES)
+def test_save_load_round_trip_through_the_auto_classes(name, tmp_path):
+    model = tiny_model(name).eval()
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert type(AutoConfig.from_pretrained(tmp_path)) is type(model.config)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert type(loaded) is type(model)
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(loaded(x).logits, model(x).logits)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_open_set_mask_keeps_training_off_unknown_labels(name):
+    model = tiny_model(name).train()
+    mask = torch.zeros(len(iab.LABELS), dtype=torch.bool)
+    mask[:4] = True
+    labels = torch.tensor([0, 1, 2, 3])
+    loss = model(torch.rand(4, 3, 64, 64), labels=labels, label_mask=mask).loss
+    loss.backward()
+    head = {"dct-cnn": "classifier", "patch-forensics": "patch_classifier",
+            "dna-det": "classifier", "repmix": "attribution", "patchcraft": "classifier",
+            "ssp": "classifier"}[name]
+    grad = getattr(model, head).weight.grad.flatten(1).abs().sum(1)
+    assert grad[4:].max() == 0 and grad[:4].max() > 0
+
+
+# --- preprocessing as each paper has it -------------------------------------------------
+
+
+def test_dct_is_the_log_magnitude_spectrum_of_the_native_image():
     x = torch.randn(2, 3, 37, 64, dtype=torch.float64)
     ref = np.log(np.abs(dctn(x.numpy(), type=2, norm="ortho", axes=(-2, -1))) + 1e-6)
     np.testing.assert_allclose(log_dct_spectrum(x, 1e-6).numpy(), ref, atol=1e-8)
     assert DCTConfig().input_policy == "native_crop"
 
 
-def test_save_load_round_trip_through_the_auto_classes(tmp_path):
-    model = DCTForImageClassification(DCTConfig()).eval()
-    model.save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").exists()
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), DCTConfig)
-    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
-    x = torch.rand(2, 3, 32, 32)
-    torch.testing.assert_close(loaded(x).logits, model(x).logits)
+@pytest.mark.parametrize("name,policy", [("dct-cnn", "native_crop"),
+                                         ("patch-forensics", "native_crop"),
+                                         ("dna-det", "native_crop"), ("repmix", "paper_resnet"),
+                                         ("patchcraft", "native_crop"), ("ssp", "native_crop")])
+def test_input_policy_recorded_in_the_config(name, policy):
+    config_class, _ = methods.METHODS[name].classes()
+    assert config_class().input_policy == policy
 
 
-def test_trains_on_the_tiny_benchmark_and_its_card_has_model_index(tiny_bench, tmp_path):
-    ckpt = init_checkpoint("dct-cnn", tmp_path / "init", size=64)
+def test_patch_forensics_outputs_see_only_their_receptive_field():
+    config = PatchForensicsConfig()
+    assert receptive_field(config) == 43  # xception_block2, as the paper reports
+    model = tiny_model("patch-forensics").eval()
+    x = torch.rand(1, 3, 128, 128, requires_grad=True)
+    patches = model.patch_logits(x)
+    patches[0, :, 8, 8].sum().backward()
+    rows, cols = np.nonzero(x.grad.abs().sum(1)[0].numpy())
+    assert rows.max() - rows.min() + 1 == receptive_field(model.config) == 43
+    assert cols.max() - cols.min() + 1 == 43
+    # the image's probabilities are the patches' mean softmax
+    with torch.no_grad():
+        mean = torch.softmax(model.patch_logits(x), dim=1).mean(dim=(-2, -1))
+        torch.testing.assert_close(torch.softmax(model(x).logits, -1), mean)
+
+
+def _numpy_diversity(patch: np.ndarray) -> float:
+    p = patch.astype(np.float64)  # (C, P, P)
+    return float(np.abs(np.diff(p, axis=2)).sum() + np.abs(np.diff(p, axis=1)).sum()
+                 + np.abs(p[:, 1:, 1:] - p[:, :-1, :-1]).sum()
+                 + np.abs(p[:, 1:, :-1] - p[:, :-1, 1:]).sum())
+
+
+def test_texture_diversity_matches_the_four_direction_sum():
+    rng = np.random.default_rng(0)
+    patches = rng.integers(0, 256, (5, 3, 8, 8))
+    got = texture_diversity(torch.as_tensor(patches)).numpy()
+    np.testing.assert_allclose(got, [_numpy_diversity(p) for p in patches])
+    flat = np.full((3, 8, 8), 7)
+    assert texture_diversity(torch.as_tensor(flat)) == 0
+
+
+def test_srm_filters_are_thirty_distinct_high_pass_kernels():
+    k = srm_kernels()
+    assert k.shape == (30, 5, 5)
+    assert torch.allclose(k.sum(dim=(1, 2)), torch.zeros(30), atol=1e-6)  # constant -> 0
+    assert len({tuple(v.flatten().tolist()) for v in k}) == 30
+    kv = torch.tensor([[-1, 2, -2, 2, -1], [2, -6, 8, -6, 2], [-2, 8, -12, 8, -2],
+                       [2, -6, 8, -6, 2], [-1, 2, -2, 2, -1]]) / 12
+    assert any(torch.allclose(v, kv) for v in k)  # Kerr-Vaden's SQUARE 5x5
+    three = srm3_kernels()  # SSP: SQUARE 3x3, SQUARE 5x5, horizontal 2nd order
+    assert torch.allclose(three[1], kv)
+    assert torch.allclose(three[2][2], torch.tensor([0, 0.5, -1, 0.5, 0]))
+
+
+def _rich_and_poor_reference(image: np.ndarray, patch: int, grid_side: int):
+    """The paper's Smash & Reconstruction, written plainly: ascending sort of the grid
+    patches; poor = the first third, rich = the last third reversed; each tiled row-major,
+    cycling when short."""
+    c, h, w = image.shape
+    patches = [image[:, r:r + patch, q:q + patch] for r in range(0, h - patch + 1, patch)
+               for q in range(0, w - patch + 1, patch)]
+    order = sorted(range(len(patches)), key=lambda i: _numpy_diversity(patches[i]))
+    k = max(1, len(patches) // 3)
+    poor, rich = order[:k], order[-k:][::-1]
+
+    def tile(chosen):
+        out = np.zeros((c, grid_side * patch, grid_side * patch))
+        for i in range(grid_side * grid_side):
+            r, q = divmod(i, grid_side)
+            out[:, r * patch:(r + 1) * patch, q * patch:(q + 1) * patch] = \
+                patches[chosen[i % len(chosen)]]
+        return out
+
+    return tile(rich), tile(poor)
+
+
+def test_patchcraft_rich_and_poor_images_are_the_extreme_texture_thirds():
+    from methods.patchcraft import rich_and_poor
+
+    rng = np.random.default_rng(1)
+    # 4 x 4 patches of 8 px whose texture grows with the noise amplitude we give each
+    amplitude = rng.permutation(16)
+    image = np.zeros((3, 32, 32))
+    for i, a in enumerate(amplitude):
+        r, c = divmod(i, 4)
+        image[:, r * 8:(r + 1) * 8, c * 8:(c + 1) * 8] = rng.normal(0, a + 0.01, (3, 8, 8))
+    x = torch.as_tensor(image[None], dtype=torch.float32)
+    rich, poor = rich_and_poor(x, patch=8, grid_side=2)
+    ref_rich, ref_poor = _rich_and_poor_reference(image, patch=8, grid_side=2)
+    np.testing.assert_allclose(rich[0].numpy(), ref_rich, rtol=1e-6)
+    np.testing.assert_allclose(poor[0].numpy(), ref_poor, rtol=1e-6)
+    scores = [_numpy_diversity(p) for p in grid_patches(x, 8, 8)[0].numpy()]
+    # 16 patches -> the 5 richest and 5 poorest (a third), 4 of each tiled 2 x 2
+    assert _numpy_diversity(rich[0, :, :8, :8].numpy()) == max(scores)
+    assert _numpy_diversity(poor[0, :, :8, :8].numpy()) == min(scores)
+
+
+def test_ssp_takes_the_simplest_native_patch():
+    from methods.ssp import simplest_patch
+
+    image = torch.rand(1, 3, 64, 64)
+    image[:, :, 32:48, 16:32] = 0.5  # one flat 16 px square on the half-overlapping grid
+    patch = simplest_patch(image, 16)
+    torch.testing.assert_close(patch, image[:, :, 32:48, 16:32])
+
+
+def test_unknown_method_names_the_valid_ones():
+    with pytest.raises(iab.BenchmarkError, match="valid methods: dct-cnn, patch-forensics"):
+        init_checkpoint("pose", "unused")
+
+
+# --- training through the harness -------------------------------------------------------
+
+
+TRAIN = {  # epochs, lr: small models on 96 training images of 4 generators
+    "dct-cnn": (10, 0.02), "patch-forensics": (8, 0.01), "dna-det": (8, 0.005),
+    "repmix": (8, 0.01), "patchcraft": (10, 0.01), "ssp": (10, 0.01),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_on_the_tiny_benchmark_and_its_card_has_model_index(name, tiny_bench, tmp_path):
+    epochs, lr = TRAIN[name]
     out = tmp_path / "out"
     assert harness_run.main(harness_run.parse_args(
-        ["--model", str(ckpt), "--method", "finetune", "--protocol", "standard", "--dataset",
-         str(tiny_bench), "--epochs", "10", "--batch-size", "16", "--lr", "0.02",
-         "--output-dir", str(out)])) == 0
+        ["--preset", name, "--model", f"init:{name}:tiny", "--protocol", "standard",
+         "--dataset", str(tiny_bench), "--epochs", str(epochs), "--batch-size", "16",
+         "--lr", str(lr), "--scheduler", "onecycle", "--output-dir", str(out)])) == 0
     (path,) = out.glob("results_*.json")
     results = json.loads(path.read_text())
-    assert results["protocols"]["standard"]["splits"]["test"]["accuracy"] >= 0.4  # chance 1/4
-    card = (out / "README.md").read_text().split("---\n")[1]
-    assert yaml.safe_load(card)["model-index"]
+    accuracy = results["protocols"]["standard"]["splits"]["test"]["accuracy"]
+    assert accuracy >= 0.45, accuracy  # chance 1/4
+    assert results["model"]["id"] == f"iab-{name}-tiny"
+    record = results["run_config"]["method_record"]
+    assert record["input_policy"] == results["run_config"]["preprocess"]["policy"]
+    text = (out / "README.md").read_text()
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["model-index"]
+    assert "## Method" in text and record["reference"] in text
     reloaded = AutoModelForImageClassification.from_pretrained(out)
-    assert isinstance(reloaded, DCTForImageClassification)
-
-
-def test_unknown_preset():
-    with pytest.raises(iab.BenchmarkError, match="valid presets: dct-cnn"):
-        init_checkpoint("patchcraft", "unused")
+    assert reloaded.config.model_type == f"iab-{name}"
