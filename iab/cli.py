@@ -96,6 +96,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
         results = run_harness_demo(Path(args.out) / "repo", Path(args.out))
         print(f"\nharness results, plots and model card: {results}")
+        if not args.no_paper_table:
+            from harness import paper_table
+
+            # every method of the paper, tiny, under --protocol paper: one table
+            paper_table.main(paper_table.parse_args(
+                ["--dataset", str(Path(args.out) / "repo"), "--out",
+                 str(Path(args.out) / "paper_table"), "--tiny", "--epochs", "6", "--lr",
+                 "0.01", "--batch-size", "16"]))
     return 0
 
 
@@ -148,13 +156,17 @@ def parser() -> argparse.ArgumentParser:
                                    "generator families on official prompts, add real photographs "
                                    "(scikit-image's samples), build, verify, load every config "
                                    "with datasets.load_dataset, then fine-tune a tiny classifier "
-                                   "with accelerate launch and score every protocol. No GPU, no "
-                                   "network. Rerunning resumes the generation.")
+                                   "with accelerate launch and score every protocol, and run "
+                                   "every method of the paper (tiny) under the paper protocol "
+                                   "into one table. No GPU, no network. Rerunning resumes the "
+                                   "generation and the table.")
     d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
     d.add_argument("--synthetic", action="store_true",
                    help="painted synthetic images instead of the generation jobs (no torch)")
     d.add_argument("--no-harness", action="store_true",
                    help="stop after loading the benchmark (no fine-tuning and scoring)")
+    d.add_argument("--no-paper-table", action="store_true",
+                   help="skip the methods x protocols table of the paper's methods")
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
     d.set_defaults(func=_cmd_demo)
     return p

@@ -41,6 +41,8 @@ METHODS = {
     "patchcraft": MethodSpec("methods.patchcraft", "PatchCraftConfig",
                              "PatchCraftForImageClassification",
                              "Zhong et al., 2023: rich/poor texture contrast, 30 SRM filters"),
+    "pose": MethodSpec("methods.pose", "POSEConfig", "POSEForImageClassification",
+                       "Yang et al., ICCV 2023: open space expanded by random augmenters"),
     "ssp": MethodSpec("methods.ssp", "SSPConfig", "SSPForImageClassification",
                       "Chen et al., 2024: simplest patch, SRM, ResNet-50"),
 }

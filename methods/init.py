@@ -25,7 +25,7 @@ TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1],
 # Normalisation the harness applies before the model, as each paper's code does.
 NORMALISATION = {
     "dct-cnn": ((0.0,) * 3, (1.0,) * 3),  # the spectrum is standardised inside the model
-    "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF,
+    "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF, "pose": HALF,
     "repmix": IMAGENET, "ssp": IMAGENET,  # ImageNet-initialised ResNet-50 backbones
 }
 TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
@@ -35,6 +35,7 @@ TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
                 "train_crop_size": 32, "crop_size": 64},
     "repmix": {"backbone_spec": TINY_RESNET, "embedding": 32},  # resize 256, crop 224 kept
     "patchcraft": {"patch_size": 8, "grid_side": 4, "width": 16, "crop_size": 64},
+    "pose": {"widths": [16, 32, 32, 64], "feature_size": 64, "map_size": 2, "crop_size": 64},
     "ssp": {"patch_size": 16, "resize_to": 32, "backbone_spec": TINY_RESNET, "crop_size": 64},
 }
 

@@ -1,0 +1,180 @@
+"""Every method of the paper under ``--protocol paper``, and one methods x protocols table of
+accuracies (markdown and PNG) shaped like the paper's: clean test, the six degradations, and
+seen/unseen for each semantic task.
+
+    python -m harness.paper_table --dataset ImageAttributionBench/ImageAttributionBench \\
+        --out paper_table                          # the paper's settings (GPU)
+    python -m harness.paper_table --dataset demo/repo --out demo/paper_table --tiny
+    python -m harness.paper_table --from-results runs/*/results_*.json --out table
+
+Each method's run goes to <out>/<preset>/ and is kept: a rerun skips presets whose results
+exist (resumable), so an interrupted table continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import imageattributionbench as iab
+from iab.cli import run_script
+
+TABLE_MD, TABLE_PNG = "paper_table.md", "paper_table.png"
+
+
+def columns() -> list[tuple[str, str, str]]:
+    """(header, protocol, split) of each column, in the paper's order."""
+    cols = [("clean", "standard", "test")]
+    cols += [(name, "degraded", name) for name in iab.DEGRADATIONS]
+    for task in iab.PAPER_SEMANTIC_TASKS:
+        seen = iab.protocol(task).splits[0].semantics[0]
+        cols += [(f"{seen} seen", task, "test_seen"), (f"{seen}->others", task, "test")]
+    return cols
+
+
+def table_rows(results: list[dict]) -> list[tuple[str, list[float | None]]]:
+    """(row name, accuracy per column or None where not evaluated) per results file."""
+    rows = []
+    for r in results:
+        values = []
+        for _, protocol, split in columns():
+            m = r["protocols"].get(protocol, {}).get("splits", {}).get(split)
+            values.append(None if m is None else m["accuracy"])
+        rows.append((r["run_config"].get("preset") or r["model"]["id"], values))
+    return rows
+
+
+def markdown(rows) -> str:
+    head = ["method"] + [c[0] for c in columns()]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, values in rows:
+        cells = ["-" if v is None else f"{100 * v:.1f}" for v in values]
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows, path: Path) -> Path:
+    """The table as a heat map, values in percent, one row per method."""
+    import numpy as np
+
+    from harness.report import _pyplot, _save
+
+    plt = _pyplot()
+    cols = columns()
+    data = np.array([[np.nan if v is None else 100 * v for v in values] for _, values in rows],
+                    dtype=float).reshape(len(rows), len(cols))
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 1.2 + 0.45 * len(rows)))
+    ax.imshow(np.nan_to_num(data, nan=0.0), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            text = "-" if np.isnan(data[i, j]) else f"{data[i, j]:.0f}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                    color="white" if np.nan_to_num(data[i, j]) < 60 else "black")
+    ax.set_xticks(range(len(cols)), [c[0] for c in cols], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
+    ax.set_title("Accuracy (%) per method and protocol", fontsize=10)
+    return _save(fig, path)
+
+
+def write_table(results_files: list[Path], out: Path) -> tuple[Path, Path]:
+    results = [json.loads(Path(f).read_text()) for f in results_files]
+    rows = table_rows(results)
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / TABLE_MD
+    md.write_text(markdown(rows))
+    return md, plot(rows, out / TABLE_PNG)
+
+
+def _tiny_model(preset: str, folder: Path) -> str:
+    """The offline stand-in for a preset's model (tiny random weights, same classes)."""
+    from harness.tiny_model import tiny_classifier, tiny_clip
+
+    if preset == "resnet50":
+        return str(tiny_classifier(folder / "tiny-resnet"))
+    if preset == "clip-lr":
+        return str(tiny_clip(folder / "tiny-clip"))
+    return f"init:{preset}:tiny"
+
+
+def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
+                extra: list[str]) -> list[Path]:
+    """``harness/run.py --preset P --protocol paper`` for each preset; its results files."""
+    from harness import run as harness_run
+
+    files = []
+    for name in presets:
+        folder = out / name
+        argv = ["--preset", name, "--protocol", "paper", "--dataset", dataset,
+                "--output-dir", str(folder), *extra]
+        if tiny:
+            argv += ["--model", _tiny_model(name, out / "models")]
+        args = harness_run.parse_args(argv)
+        done = sorted(folder.glob("results_*.json"))
+        if done:
+            _check_same_settings(done[-1], args)
+        else:
+            print(f"\n== {name}: harness/run.py {' '.join(argv)}", flush=True)
+            harness_run.main(args)
+            done = sorted(folder.glob("results_*.json"))
+        files.append(done[-1])
+    return files
+
+
+RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", "lr",
+               "batch_size", "weight_decay", "scheduler", "seed")
+
+
+def _check_same_settings(results_file: Path, args) -> None:
+    """Reuse an earlier run only if it ran with these settings; else say how to proceed."""
+    earlier = json.loads(results_file.read_text())["run_config"]
+    differ = [k for k in RESUME_KEYS if earlier.get(k) != getattr(args, k)]
+    if differ:
+        raise iab.BenchmarkError(
+            f"{results_file.parent} holds a run with other settings "
+            f"({', '.join(f'{k}: {earlier.get(k)!r} there, {getattr(args, k)!r} now' for k in differ)}"
+            "); pick another --out, or delete that folder to run it again")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from harness.presets import preset_names
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default=iab.HUB_REPO_ID,
+                   help="dataset repo id or a folder built by `iab build`")
+    p.add_argument("--out", default="paper_table", help="folder for the runs and the table")
+    p.add_argument("--presets", default=",".join(preset_names()),
+                   help="comma-separated (default: every one: " + ", ".join(preset_names())
+                   + ")")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny random-weight models of the same classes (CPU, offline)")
+    p.add_argument("--from-results", nargs="+", type=Path,
+                   help="only tabulate these results files (no training)")
+    p.add_argument("--epochs", type=int, help="override every preset's epochs")
+    p.add_argument("--lr", type=float, help="override every preset's learning rate")
+    p.add_argument("--batch-size", type=int, help="override every preset's batch size")
+    args = p.parse_args(argv)
+    from harness.presets import preset
+
+    args.presets = [s for s in args.presets.split(",") if s]
+    for name in args.presets:
+        preset(name)  # an unknown name fails here, naming the valid ones
+    return args
+
+
+def main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    files = args.from_results
+    if not files:
+        extra = []
+        for flag in ("epochs", "lr", "batch_size"):
+            if getattr(args, flag) is not None:
+                extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        files = run_presets(args.dataset, out, args.presets, args.tiny, extra)
+    md, png = write_table(files, out)
+    print("\n" + md.read_text() + f"\nwrote {md} and {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(lambda: main(parse_args()))

@@ -1,0 +1,103 @@
+"""The paper's settings by name (harness/presets.py) and the methods x protocols table."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import imageattributionbench as iab
+from harness import paper_table
+from harness import run as harness_run
+from harness.train import TrainConfig, _scheduler
+
+
+def test_resnet50_preset_is_the_papers_setting_and_flags_still_win():
+    args = harness_run.parse_args(["--preset", "resnet50"])
+    assert (args.model, args.method, args.preprocess) == ("microsoft/resnet-50", "finetune",
+                                                          "paper_resnet")
+    assert (args.lr, args.weight_decay, args.epochs, args.batch_size, args.scheduler) == \
+        (1e-3, 0.0, 30, 32, "step")
+    args = harness_run.parse_args(["--preset", "resnet50", "--model", "tiny", "--epochs", "2"])
+    assert (args.model, args.epochs, args.preprocess) == ("tiny", 2, "paper_resnet")
+
+
+def test_clip_lr_and_method_presets(tmp_path):
+    args = harness_run.parse_args(["--preset", "clip-lr"])
+    assert args.method == "linear_probe" and args.model.startswith("laion/CLIP-ViT-H-14")
+    args = harness_run.parse_args(["--preset", "dna-det"])
+    assert (args.model, args.lr, args.epochs, args.scheduler) == ("init:dna-det", 1e-4, 50,
+                                                                   "constant")
+    assert args.preprocess is None  # the model's own input policy decides
+    config = tmp_path / "run.yaml"
+    config.write_text("preset: ssp\nepochs: 3\n")
+    args = harness_run.parse_args(["--config", str(config)])
+    assert (args.model, args.epochs, args.lr) == ("init:ssp", 3, 1e-4)
+
+
+def test_unknown_preset_and_missing_model():
+    with pytest.raises(iab.BenchmarkError, match="valid presets: resnet50, clip-lr, dct-cnn"):
+        harness_run.parse_args(["--preset", "hifi-net"])
+    with pytest.raises(SystemExit):
+        harness_run.parse_args(["--protocol", "standard"])
+
+
+def test_step_schedule_decays_by_a_tenth_each_epoch():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=1.0)
+    sched = _scheduler(opt, TrainConfig(3, 8, 1.0, 0.0, 0, 0, None, "step"), steps=15,
+                       steps_per_epoch=5, streaming=False)
+    rates = []
+    for _ in range(15):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    np.testing.assert_allclose(rates, [1.0] * 5 + [0.9] * 5 + [0.81] * 5)
+
+
+def _fake_results(model: str, preset: str, acc: float) -> dict:
+    protocols = {"standard": {"splits": {"test": {"accuracy": acc}}},
+                 "degraded": {"splits": {d: {"accuracy": acc / 2} for d in iab.DEGRADATIONS}}}
+    return {"model": {"id": model}, "run_config": {"preset": preset}, "protocols": protocols}
+
+
+def test_table_has_the_papers_columns_and_marks_what_was_not_run(tmp_path):
+    files = []
+    for i, (name, acc) in enumerate([("dct-cnn", 0.5), ("ssp", 0.25)]):
+        files.append(tmp_path / f"r{i}.json")
+        files[-1].write_text(json.dumps(_fake_results(f"iab-{name}", name, acc)))
+    md, png = paper_table.write_table(files, tmp_path / "table")
+    lines = md.read_text().splitlines()
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert header[:3] == ["method", "clean", "down_x2"]
+    assert header[8:] == ["cat seen", "cat->others", "bedroom seen", "bedroom->others",
+                          "FFHQ seen", "FFHQ->others"]
+    assert lines[2].split("|")[1:4] == [" dct-cnn ", " 50.0 ", " 25.0 "]
+    assert lines[3].count(" - ") == 6  # the semantic tasks were not run
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.width > 400
+
+
+def test_paper_protocol_over_presets_on_a_benchmark_with_every_subclass(built, tmp_path):
+    """The table's own runs: resumable (a second call trains nothing)."""
+    repo, _ = built
+    out = tmp_path / "table"
+    args = paper_table.parse_args(["--dataset", str(repo), "--out", str(out), "--tiny",
+                                   "--presets", "resnet50,patch-forensics", "--epochs", "3",
+                                   "--lr", "0.01", "--batch-size", "16"])
+    assert paper_table.main(args) == 0
+    rows = (out / paper_table.TABLE_MD).read_text().splitlines()[2:]
+    assert [r.split("|")[1].strip() for r in rows] == ["resnet50", "patch-forensics"]
+    assert all(" - " not in r for r in rows)  # every column evaluated
+    first = sorted((out / "patch-forensics").glob("results_*.json"))
+    results = json.loads(first[-1].read_text())
+    assert results["run_config"]["preset"] == "patch-forensics"
+    assert results["run_config"]["preprocess"]["policy"] == "native_crop"
+    paper_table.main(args)
+    assert sorted((out / "patch-forensics").glob("results_*.json")) == first
+    other = paper_table.parse_args(["--dataset", str(repo), "--out", str(out), "--tiny",
+                                    "--presets", "resnet50", "--epochs", "2", "--lr", "0.01",
+                                    "--batch-size", "16"])
+    with pytest.raises(iab.BenchmarkError, match="epochs: 3 there, 2 now"):
+        paper_table.main(other)
