@@ -10,6 +10,9 @@ Goal: the cache feed at >= 80% of the in-memory feed.
 
     python benchmarks/gpu_harness.py                  # on a GPU machine
     python benchmarks/gpu_harness.py --smoke          # tiny configs on CPU: checks that it runs
+
+``--methods`` (default: every method of the paper) then times each method's training step
+(its own objective) and inference at its paper size, as benchmarks/method_throughput.py does.
 """
 
 from __future__ import annotations
@@ -85,6 +88,23 @@ def timed_steps(accelerator, model, optimizer, batches, warmup: int, steps: int)
     return count / (time.perf_counter() - start)
 
 
+def time_methods(args, device) -> dict:
+    """Each method's training and inference images/s at its paper size (tiny with --smoke)."""
+    from method_throughput import measure  # the sibling script
+
+    opts = argparse.Namespace(batch_size=args.batch_size, warmup=args.warmup,
+                              steps=args.steps, tiny=args.smoke)
+    print(f"\n{'method':<16} {'crop':>5} {'train img/s':>12} {'infer img/s':>12}")
+    out = {}
+    for name in args.methods.split(","):
+        f = out[name] = measure(name, opts, device)
+        print(f"{name:<16} {f['crop']:>5} {f['train_images_per_s']:>12.1f} "
+              f"{f['inference_images_per_s']:>12.1f}")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return out
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS), help=f"some of {', '.join(MODELS)}")
@@ -97,8 +117,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="loader worker counts to try (harness/run.py uses 0)")
     ap.add_argument("--smoke", action="store_true",
                     help="tiny configs and sizes on CPU: checks that the script runs")
+    ap.add_argument("--methods", default="all",
+                    help="the paper's methods to time after the feeds: all, none, or names")
     ap.add_argument("--json", help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
+    if args.methods == "all":
+        import methods
+
+        args.methods = ",".join(methods.METHODS)
     if args.smoke:
         for k, v in SMOKE.items():
             setattr(args, k, v)
@@ -167,6 +193,8 @@ def main(args: argparse.Namespace) -> dict:
             if cuda:
                 torch.cuda.empty_cache()
     print("goal: a cache-loader feed at >= 80% of in-memory")
+    if args.methods != "none":
+        figures["methods"] = time_methods(args, device)
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return figures
