@@ -130,10 +130,11 @@ def _check_same_settings(results_file: Path, args) -> None:
     earlier = json.loads(results_file.read_text())["run_config"]
     differ = [k for k in RESUME_KEYS if earlier.get(k) != getattr(args, k)]
     if differ:
+        changes = ", ".join(f"{k}: {earlier.get(k)!r} there, {getattr(args, k)!r} now"
+                            for k in differ)
         raise iab.BenchmarkError(
-            f"{results_file.parent} holds a run with other settings "
-            f"({', '.join(f'{k}: {earlier.get(k)!r} there, {getattr(args, k)!r} now' for k in differ)}"
-            "); pick another --out, or delete that folder to run it again")
+            f"{results_file.parent} holds a run with other settings ({changes}); pick another "
+            "--out, or delete that folder to run it again")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import imageattributionbench as iab
 
+SCHEDULERS = ("onecycle", "step", "constant")  # harness/train.py implements them
+
 # ImageAttributionBench's code trains every method with Adam without weight decay (here AdamW
 # with weight_decay 0, the same update) and batch 32, choosing the epoch on validation.
 PAPER_RESNET50 = {"model": "microsoft/resnet-50", "method": "finetune",

@@ -23,7 +23,7 @@ from pathlib import Path
 import imageattributionbench as iab
 from iab.cli import run_script
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
-from harness.train import SCHEDULERS
+from harness.presets import SCHEDULERS
 
 PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))

@@ -20,7 +20,6 @@ from harness.data import DecodedSplit, Geometry, StreamingSplit
 from harness.predict import StreamCrops, loader, predict, predict_stream, stream_loader
 
 SELECTION_RULE = "best validation accuracy over epochs (test splits never used)"
-SCHEDULERS = ("onecycle", "step", "constant")
 
 
 @dataclass

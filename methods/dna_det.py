@@ -29,8 +29,8 @@ class DNADetConfig(MethodConfig):
                              "train_crop_size": 64, "contrastive_temperature": 0.07}
 
     def __init__(self, widths=(64, 128, 256, 512), projection: int = 128,
-                 train_crops: int = 16, train_crop_size: int = 64, contrastive_temperature: float = 0.07,
-                 dropout: float = 0.2, **kwargs):
+                 train_crops: int = 16, train_crop_size: int = 64,
+                 contrastive_temperature: float = 0.07, dropout: float = 0.2, **kwargs):
         super().__init__(**kwargs)
         self.widths = list(widths)
         self.projection = projection
@@ -62,8 +62,20 @@ def random_crops(images: torch.Tensor, n: int, size: int) -> torch.Tensor:
     size = min(size, h, w)
     tops = torch.randint(0, h - size + 1, (b, n)).tolist()
     lefts = torch.randint(0, w - size + 1, (b, n)).tolist()
-    return torch.stack([images[i, :, t:t + size, l:l + size]
-                        for i in range(b) for t, l in zip(tops[i], lefts[i])])
+    return torch.stack([images[i, :, top:top + size, left:left + size]
+                        for i in range(b) for top, left in zip(tops[i], lefts[i])])
+
+
+def simple_cnn(channels: int, widths) -> nn.Sequential:
+    """DNA-Det's plain CNN (also POSE's): per width a 4x4 stride-2 convolution and a 3x3
+    convolution, each with BN and LeakyReLU(0.2)."""
+    layers = []
+    for width in widths:
+        layers += [nn.Conv2d(channels, width, 4, 2, 1), nn.BatchNorm2d(width),
+                   nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 1),
+                   nn.BatchNorm2d(width), nn.LeakyReLU(0.2)]
+        channels = width
+    return nn.Sequential(*layers)
 
 
 class DNADetForImageClassification(MethodModel):
@@ -71,13 +83,8 @@ class DNADetForImageClassification(MethodModel):
 
     def __init__(self, config: DNADetConfig):
         super().__init__(config)
-        layers, channels = [], config.num_channels
-        for width in config.widths:
-            layers += [nn.Conv2d(channels, width, 4, 2, 1), nn.BatchNorm2d(width),
-                       nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 1),
-                       nn.BatchNorm2d(width), nn.LeakyReLU(0.2)]
-            channels = width
-        self.features = nn.Sequential(*layers)
+        self.features = simple_cnn(config.num_channels, config.widths)
+        channels = config.widths[-1]
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(channels, config.num_labels)
         self.projector = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(),

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import MethodConfig, MethodModel, cross_entropy
+from methods.dna_det import simple_cnn
 
 
 class POSEConfig(MethodConfig):
@@ -73,14 +74,9 @@ class POSEForImageClassification(MethodModel):
 
     def __init__(self, config: POSEConfig):
         super().__init__(config)
-        layers, channels = [], config.num_channels
-        for width in config.widths:
-            layers += [nn.Conv2d(channels, width, 4, 2, 1), nn.BatchNorm2d(width),
-                       nn.LeakyReLU(0.2), nn.Conv2d(width, width, 3, 1, 1),
-                       nn.BatchNorm2d(width), nn.LeakyReLU(0.2)]
-            channels = width
-        self.backbone = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(config.map_size),
-                                      nn.Flatten())
+        channels = config.widths[-1]
+        self.backbone = nn.Sequential(simple_cnn(config.num_channels, config.widths),
+                                      nn.AdaptiveAvgPool2d(config.map_size), nn.Flatten())
         self.feature = nn.Linear(channels * config.map_size ** 2, config.feature_size)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(config.feature_size, config.num_labels)
