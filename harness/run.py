@@ -84,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        help="learning rate: onecycle (warm-up then cosine, per step), step "
                             "(x0.9 each epoch, the paper's ResNet-50), constant")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--probe", choices=("adamw", "lbfgs"), default="adamw",
+                       help="linear_probe head: adamw (epochs of AdamW) or lbfgs (the paper's "
+                            "CLIP-LR: standardised multinomial logistic regression, C=1)")
     train.add_argument("--preprocess", choices=POLICIES,
                        help="default: the method model's own input policy, else "
                             "native_crop for finetune and processor otherwise")
@@ -123,6 +126,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     check_method(args.method)
     jobs_for(args.protocol)
+    if args.probe == "lbfgs" and (args.method != "linear_probe" or args.streaming):
+        p.error("--probe lbfgs fits a linear_probe head on all training embeddings at once: "
+                "use it with --method linear_probe and without --streaming")
     return args
 
 
@@ -238,8 +244,15 @@ def main(args: argparse.Namespace) -> int:
             else:
                 train, val = decoded(job.train_config, "train"), decoded(job.train_config,
                                                                          "validation")
-            model, log = fit(accelerator, model, train, val, geo, cfg,
-                             out_dir / "checkpoints" / job.train_config, args.resume, allowed)
+            if args.method == "linear_probe" and args.probe == "lbfgs":
+                from harness.probe import fit_probe
+
+                model, log = fit_probe(accelerator, model, train, val, geo, args.batch_size,
+                                       allowed)
+            else:
+                model, log = fit(accelerator, model, train, val, geo, cfg,
+                                 out_dir / "checkpoints" / job.train_config, args.resume,
+                                 allowed)
             training[job.train_config] = log
             if log.get("stopped_early"):
                 accelerator.print(f"stopped after epoch {args.stop_after_epoch}; rerun with "

@@ -101,3 +101,41 @@ def test_paper_protocol_over_presets_on_a_benchmark_with_every_subclass(built, t
                                     "--batch-size", "16"])
     with pytest.raises(iab.BenchmarkError, match="epochs: 3 there, 2 now"):
         paper_table.main(other)
+
+
+def test_lbfgs_probe_is_sklearns_logistic_regression():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from harness.probe import fit_logistic_regression
+
+    rng = np.random.default_rng(0)
+    labels = rng.choice([0, 2, 5], 120)  # labels 1, 3, 4 ... never seen
+    features = rng.normal(0, 1, (120, 6)) * [1, 10, 0.1, 1, 1, 1] + labels[:, None] * 0.7
+    features[:, 5] = 3.0  # a constant feature, as StandardScaler leaves it
+    weight, bias, iterations = fit_logistic_regression(
+        torch.as_tensor(features), torch.as_tensor(labels), num_labels=8)
+    scaler = StandardScaler().fit(features)
+    ref = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(features), labels)
+    ours = torch.softmax(torch.as_tensor(features).float() @ weight.T + bias, dim=1).numpy()
+    np.testing.assert_allclose(ours[:, [0, 2, 5]],
+                               ref.predict_proba(scaler.transform(features)), atol=2e-3)
+    assert ours[:, [1, 3, 4, 6, 7]].max() < 1e-30 and iterations > 0
+
+
+def test_clip_lr_preset_fits_the_logistic_regression_probe(tiny_bench, tmp_path):
+    from harness.tiny_model import tiny_clip
+
+    clip = tiny_clip(tmp_path / "clip")
+    out = tmp_path / "out"
+    assert harness_run.main(harness_run.parse_args(
+        ["--preset", "clip-lr", "--model", str(clip), "--protocol", "standard",
+         "--dataset", str(tiny_bench), "--output-dir", str(out)])) == 0
+    (path,) = out.glob("results_*.json")
+    results = json.loads(path.read_text())
+    log = results["run_config"]["training"]["standard"]
+    assert log["solver"].startswith("lbfgs") and log["train_embeddings"] == 96
+    assert results["protocols"]["standard"]["splits"]["test"]["accuracy"] >= 0.5  # chance 1/4
+    assert (out / "linear_probe_head.safetensors").exists()
+    with pytest.raises(SystemExit):
+        harness_run.parse_args(["--preset", "clip-lr", "--streaming"])
