@@ -45,6 +45,10 @@ METHODS = {
                        "Yang et al., ICCV 2023: open space expanded by random augmenters"),
     "ssp": MethodSpec("methods.ssp", "SSPConfig", "SSPForImageClassification",
                       "Chen et al., 2024: simplest patch, SRM, ResNet-50"),
+    "defl": MethodSpec("methods.defl", "DEFLConfig", "DEFLForImageClassification",
+                       "Li et al., ACM MM 2024: learned handcrafted filters, dual-margin loss"),
+    "hifi-net": MethodSpec("methods.hifi_net", "HiFiNetConfig", "HiFiNetForImageClassification",
+                           "Guo et al., CVPR 2023: colour + Laplacian stems, 4-level hierarchy"),
 }
 
 

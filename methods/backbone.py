@@ -28,14 +28,17 @@ def feature_size(spec: dict) -> int:
 
 def load_pretrained(backbone: nn.Module, model_id: str) -> None:
     """Copy a Hub ResNet's weights (e.g. microsoft/resnet-50, ImageNet) into ``backbone``;
-    the paper starts its ResNet-50 methods from ImageNet weights."""
+    the paper starts its ResNet-50 methods from ImageNet weights. Parts the backbone does not
+    have (DEFL drops the stem) are skipped; every part it has must be covered."""
     from transformers import ResNetModel
 
-    source = ResNetModel.from_pretrained(model_id)
-    missing, unexpected = backbone.load_state_dict(source.state_dict(), strict=False)
-    if missing or unexpected:
+    source = ResNetModel.from_pretrained(model_id).state_dict()
+    target = backbone.state_dict()
+    missing = [k for k in target if k not in source or source[k].shape != target[k].shape]
+    if missing:
         import imageattributionbench as iab
 
-        raise iab.BenchmarkError(f"{model_id} does not fit this backbone: missing "
-                                 f"{len(missing)} and unexpected {len(unexpected)} weights; "
+        raise iab.BenchmarkError(f"{model_id} does not fit this backbone: {len(missing)} "
+                                 f"weights missing or of another shape (e.g. {missing[0]}); "
                                  "pass a ResNet with the same depths and widths")
+    backbone.load_state_dict({k: source[k] for k in target})

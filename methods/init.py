@@ -26,6 +26,7 @@ TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1],
 NORMALISATION = {
     "dct-cnn": ((0.0,) * 3, (1.0,) * 3),  # the spectrum is standardised inside the model
     "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF, "pose": HALF,
+    "defl": HALF, "hifi-net": HALF,
     "repmix": IMAGENET, "ssp": IMAGENET,  # ImageNet-initialised ResNet-50 backbones
 }
 TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
@@ -37,6 +38,12 @@ TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
     "patchcraft": {"patch_size": 8, "grid_side": 4, "width": 16, "crop_size": 64},
     "pose": {"widths": [16, 32, 32, 64], "feature_size": 64, "map_size": 2, "crop_size": 64},
     "ssp": {"patch_size": 16, "resize_to": 32, "backbone_spec": TINY_RESNET, "crop_size": 64},
+    "defl": {"level_width": 8, "backbone_spec": TINY_RESNET, "fingerprint": 32,
+             "clip_config": {"hidden_size": 32, "intermediate_size": 64,
+                             "num_hidden_layers": 1, "num_attention_heads": 2,
+                             "image_size": 32, "patch_size": 16, "projection_dim": 16},
+             "crop_size": 64},
+    "hifi-net": {"stem_width": 8, "widths": [8, 8, 16, 16], "crop_size": 64},
 }
 
 
@@ -48,7 +55,8 @@ def check_name(name: str) -> str:
 
 
 def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: bool = False,
-                    backbone_weights: str | None = None, seed: int = 0) -> Path:
+                    backbone_weights: str | None = None, seed: int = 0,
+                    clip_weights: str | None = None) -> Path:
     """Save method ``name``, randomly initialised (seeded), with its image processor (crop
     side ``size``, default the paper's) to ``out``; returns ``out``."""
     import torch
@@ -58,13 +66,26 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
     overrides = dict(TINY[name]) if tiny else {}
     if size is not None:
         overrides["crop_size"] = size
+    clip = None
+    if clip_weights:
+        if name != "defl":
+            raise iab.BenchmarkError(f"{name} has no CLIP branch; --clip-weights is for defl")
+        from transformers import CLIPVisionModelWithProjection
+
+        from methods.defl import CLIP_B16
+
+        clip = CLIPVisionModelWithProjection.from_pretrained(clip_weights)
+        overrides["clip_config"] = {k: getattr(clip.config, k) for k in CLIP_B16}
     torch.manual_seed(seed)
     config = config_class(**overrides)
     model = model_class(config)
+    if clip is not None:
+        model.clip.load_state_dict(clip.state_dict())
     if backbone_weights:
         if not hasattr(model, "backbone"):
             raise iab.BenchmarkError(f"{name} has no ResNet backbone to start from "
-                                     f"{backbone_weights}; methods with one: repmix, ssp")
+                                     f"{backbone_weights}; methods with one: repmix, ssp, "
+                                     "defl")
         from methods.backbone import load_pretrained
 
         load_pretrained(model.backbone, backbone_weights)
@@ -86,10 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true", help="tiny widths, for CPU tests and demos")
     p.add_argument("--backbone-weights", help="Hub ResNet to start the backbone from "
                                               "(repmix, ssp), e.g. microsoft/resnet-50")
+    p.add_argument("--clip-weights", help="Hub CLIP for DEFL's semantic branch, e.g. "
+                                          "openai/clip-vit-base-patch16")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     print(init_checkpoint(args.method, args.out, args.size, args.tiny, args.backbone_weights,
-                          args.seed))
+                          args.seed, args.clip_weights))
     return 0
 
 

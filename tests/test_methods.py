@@ -29,7 +29,7 @@ def tiny_model(name: str, seed: int = 0):
 
 def test_every_method_is_registered_and_has_a_tiny_variant():
     assert NAMES == ["dct-cnn", "patch-forensics", "dna-det", "repmix", "patchcraft", "pose",
-                     "ssp"]
+                     "ssp", "defl", "hifi-net"]
     assert set(TINY) == set(NAMES)
 
 
@@ -71,8 +71,9 @@ def test_open_set_mask_keeps_training_off_unknown_labels(name):
     loss.backward()
     head = {"dct-cnn": "classifier", "patch-forensics": "patch_classifier",
             "dna-det": "classifier", "repmix": "attribution", "patchcraft": "classifier",
-            "pose": "classifier", "ssp": "classifier"}[name]
-    grad = getattr(model, head).weight.grad.flatten(1).abs().sum(1)
+            "pose": "classifier", "ssp": "classifier", "defl": "classifier.4",
+            "hifi-net": "heads.3.7"}[name]
+    grad = model.get_submodule(head).weight.grad.flatten(1).abs().sum(1)
     assert grad[4:].max() == 0 and grad[:4].max() > 0
 
 
@@ -90,7 +91,8 @@ def test_dct_is_the_log_magnitude_spectrum_of_the_native_image():
                                          ("patch-forensics", "native_crop"),
                                          ("dna-det", "native_crop"), ("repmix", "paper_resnet"),
                                          ("patchcraft", "native_crop"), ("pose", "native_crop"),
-                                         ("ssp", "native_crop")])
+                                         ("ssp", "native_crop"), ("defl", "native_crop"),
+                                         ("hifi-net", "native_crop")])
 def test_input_policy_recorded_in_the_config(name, policy):
     config_class, _ = methods.METHODS[name].classes()
     assert config_class().input_policy == policy
@@ -195,7 +197,7 @@ def test_ssp_takes_the_simplest_native_patch():
 
 def test_unknown_method_names_the_valid_ones():
     with pytest.raises(iab.BenchmarkError, match="valid methods: dct-cnn, patch-forensics"):
-        init_checkpoint("hifi-net", "unused")
+        init_checkpoint("ucf", "unused")
 
 
 # --- training through the harness -------------------------------------------------------
@@ -204,6 +206,7 @@ def test_unknown_method_names_the_valid_ones():
 TRAIN = {  # epochs, lr: small models on 96 training images of 4 generators
     "dct-cnn": (12, 0.01), "patch-forensics": (8, 0.01), "dna-det": (8, 0.005),
     "repmix": (10, 0.03), "patchcraft": (10, 0.01), "pose": (8, 0.005), "ssp": (10, 0.01),
+    "defl": (8, 0.003), "hifi-net": (8, 0.01),
 }
 
 
@@ -273,3 +276,49 @@ def test_repmix_gates_real_by_detection():
     raw = model.attribution(e)
     torch.testing.assert_close(gated[:, 0], raw[:, 0] * p[:, 0])  # real x P(real)
     torch.testing.assert_close(gated[:, 1:], raw[:, 1:] * p[:, 1:])  # generators x P(generated)
+
+
+def test_hierarchy_follows_the_registry_families():
+    from methods.hierarchy import GROUPS, group, level_tables
+
+    assert [group(n) for n in ("real", "SD1_5", "FLUX", "PIXART", "janus-pro", "dalle3")] == \
+        ["real", "UNet", "MMDiT", "DiT", "autoregressive", "closed"]
+    levels = level_tables(dict(enumerate(iab.LABELS)))
+    real, sdxl, mid = iab.LABEL_IDS["real"], iab.LABEL_IDS["SDXL"], iab.LABEL_IDS["mid-6.0"]
+    assert levels[:, real].tolist() == [0, 0, 0]
+    assert levels[:, sdxl].tolist() == [1, 2, GROUPS.index("UNet")]
+    assert levels[:, mid].tolist() == [1, 1, GROUPS.index("closed")]
+
+
+def test_defl_handcrafted_bank_and_dual_margin_loss():
+    from scipy.signal import convolve2d
+
+    from methods.defl import directional_filters, dual_margin_contrastive
+
+    bank = directional_filters()
+    assert bank.shape == (254, 3, 3) and len({tuple(k.flatten().tolist()) for k in bank}) == 254
+    assert (bank[:8].sum(dim=(1, 2)) == 0).all() and (bank[:8] == -1).sum() == 8
+    pair = convolve2d(bank[0].double().numpy(), bank[1].double().numpy(), mode="same")
+    np.testing.assert_allclose(bank[8].numpy(), pair)  # first composition: filters 1 and 2
+    model = tiny_model("defl")
+    torch.testing.assert_close(model.directional[0].weight[:, 0] * 3, bank[:8])
+    f = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 20.0]])
+    labels = torch.tensor([0, 0, 1, 2])
+    groups = torch.tensor([0, 0, 0, 1])
+    # pairs: (0,1) same label d=1; (0,2) same group d=3 -> 2; (1,2) same group d=sqrt(10)
+    # -> 5-sqrt(10); (0,3),(1,3),(2,3) other groups, d >= 17 -> 0
+    expected = (1 + 2 + (5 - 10 ** 0.5)) / 6
+    torch.testing.assert_close(dual_margin_contrastive(f, labels, groups, (5.0, 10.0)),
+                               torch.tensor(expected))
+
+
+def test_hifi_net_frequency_stem_sees_no_flat_content():
+    from methods.hifi_net import laplacian_residuals
+
+    flat = torch.full((1, 4, 32, 32), 0.7)
+    assert laplacian_residuals(flat, [2, 4, 8]).abs().max() < 1e-5
+    edge = torch.zeros(1, 1, 32, 32)
+    edge[..., 16:] = 1.0
+    assert laplacian_residuals(edge, [2]).abs().max() > 0.1
+    logits = tiny_model("hifi-net").eval().level_logits(torch.rand(2, 3, 64, 64))
+    assert [t.shape[1] for t in logits] == [2, 3, 6, len(iab.LABELS)]
