@@ -49,6 +49,8 @@ METHODS = {
                        "Li et al., ACM MM 2024: learned handcrafted filters, dual-margin loss"),
     "hifi-net": MethodSpec("methods.hifi_net", "HiFiNetConfig", "HiFiNetForImageClassification",
                            "Guo et al., CVPR 2023: colour + Laplacian stems, 4-level hierarchy"),
+    "ucf": MethodSpec("methods.ucf", "UCFConfig", "UCFForImageClassification",
+                      "Yan et al., ICCV 2023: forgery/content encoders, specific + common"),
 }
 
 

@@ -26,7 +26,7 @@ TINY_RESNET = {"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1],
 NORMALISATION = {
     "dct-cnn": ((0.0,) * 3, (1.0,) * 3),  # the spectrum is standardised inside the model
     "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF, "pose": HALF,
-    "defl": HALF, "hifi-net": HALF,
+    "defl": HALF, "hifi-net": HALF, "ucf": HALF,  # UCF's decoder rebuilds [-1, 1] images
     "repmix": IMAGENET, "ssp": IMAGENET,  # ImageNet-initialised ResNet-50 backbones
 }
 TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
@@ -44,6 +44,8 @@ TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
                              "image_size": 32, "patch_size": 16, "projection_dim": 16},
              "crop_size": 64},
     "hifi-net": {"stem_width": 8, "widths": [8, 8, 16, 16], "crop_size": 64},
+    "ucf": {"backbone_spec": TINY_RESNET, "width": 32, "decoder_widths": [16, 8],
+            "crop_size": 64},
 }
 
 
@@ -85,7 +87,7 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
         if not hasattr(model, "backbone"):
             raise iab.BenchmarkError(f"{name} has no ResNet backbone to start from "
                                      f"{backbone_weights}; methods with one: repmix, ssp, "
-                                     "defl")
+                                     "defl, ucf")
         from methods.backbone import load_pretrained
 
         load_pretrained(model.backbone, backbone_weights)

@@ -29,7 +29,7 @@ def tiny_model(name: str, seed: int = 0):
 
 def test_every_method_is_registered_and_has_a_tiny_variant():
     assert NAMES == ["dct-cnn", "patch-forensics", "dna-det", "repmix", "patchcraft", "pose",
-                     "ssp", "defl", "hifi-net"]
+                     "ssp", "defl", "hifi-net", "ucf"]
     assert set(TINY) == set(NAMES)
 
 
@@ -72,7 +72,7 @@ def test_open_set_mask_keeps_training_off_unknown_labels(name):
     head = {"dct-cnn": "classifier", "patch-forensics": "patch_classifier",
             "dna-det": "classifier", "repmix": "attribution", "patchcraft": "classifier",
             "pose": "classifier", "ssp": "classifier", "defl": "classifier.4",
-            "hifi-net": "heads.3.7"}[name]
+            "hifi-net": "heads.3.7", "ucf": "head_specific.5"}[name]
     grad = model.get_submodule(head).weight.grad.flatten(1).abs().sum(1)
     assert grad[4:].max() == 0 and grad[:4].max() > 0
 
@@ -92,7 +92,7 @@ def test_dct_is_the_log_magnitude_spectrum_of_the_native_image():
                                          ("dna-det", "native_crop"), ("repmix", "paper_resnet"),
                                          ("patchcraft", "native_crop"), ("pose", "native_crop"),
                                          ("ssp", "native_crop"), ("defl", "native_crop"),
-                                         ("hifi-net", "native_crop")])
+                                         ("hifi-net", "native_crop"), ("ucf", "native_crop")])
 def test_input_policy_recorded_in_the_config(name, policy):
     config_class, _ = methods.METHODS[name].classes()
     assert config_class().input_policy == policy
@@ -197,7 +197,7 @@ def test_ssp_takes_the_simplest_native_patch():
 
 def test_unknown_method_names_the_valid_ones():
     with pytest.raises(iab.BenchmarkError, match="valid methods: dct-cnn, patch-forensics"):
-        init_checkpoint("ucf", "unused")
+        init_checkpoint("gfd", "unused")
 
 
 # --- training through the harness -------------------------------------------------------
@@ -206,7 +206,7 @@ def test_unknown_method_names_the_valid_ones():
 TRAIN = {  # epochs, lr: small models on 96 training images of 4 generators
     "dct-cnn": (12, 0.01), "patch-forensics": (8, 0.01), "dna-det": (8, 0.005),
     "repmix": (10, 0.03), "patchcraft": (10, 0.01), "pose": (8, 0.005), "ssp": (10, 0.01),
-    "defl": (8, 0.003), "hifi-net": (8, 0.01),
+    "defl": (8, 0.003), "hifi-net": (8, 0.01), "ucf": (10, 0.01),
 }
 
 
@@ -322,3 +322,18 @@ def test_hifi_net_frequency_stem_sees_no_flat_content():
     assert laplacian_residuals(edge, [2]).abs().max() > 0.1
     logits = tiny_model("hifi-net").eval().level_logits(torch.rand(2, 3, 64, 64))
     assert [t.shape[1] for t in logits] == [2, 3, 6, len(iab.LABELS)]
+
+
+def test_ucf_adain_and_decoder():
+    from methods.ucf import adain
+
+    content, style = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8) * 3 + 1
+    out = adain(content, style)
+    torch.testing.assert_close(out.mean((-2, -1)), style.mean((-2, -1)), atol=1e-4, rtol=0)
+    torch.testing.assert_close(out.std((-2, -1)), style.std((-2, -1)), atol=1e-3, rtol=1e-3)
+    model = tiny_model("ucf").eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    specific, common = model.encode(x)
+    content = model.adjust_content(model.content_encoder(pixel_values=x).last_hidden_state)
+    image = model.decode(torch.cat([specific, common], 1), content, (64, 64))
+    assert image.shape == x.shape and image.abs().max() <= 1

@@ -38,7 +38,7 @@ def test_clip_lr_and_method_presets(tmp_path):
 
 def test_unknown_preset_and_missing_model():
     with pytest.raises(iab.BenchmarkError, match="valid presets: resnet50, clip-lr, dct-cnn"):
-        harness_run.parse_args(["--preset", "ucf"])
+        harness_run.parse_args(["--preset", "gfd"])
     with pytest.raises(SystemExit):
         harness_run.parse_args(["--protocol", "standard"])
 
