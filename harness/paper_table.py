@@ -100,8 +100,15 @@ def _tiny_model(preset: str, folder: Path) -> str:
 def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
                 extra: list[str]) -> list[Path]:
     """``harness/run.py --preset P --protocol paper`` for each preset; its results files."""
+    import gc
+    import os
+
     from harness import run as harness_run
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise iab.BenchmarkError("paper_table runs the presets one after another in one "
+                                 "process: start it with python, not accelerate launch (each "
+                                 "preset alone: accelerate launch harness/run.py --preset P)")
     files = []
     for name in presets:
         folder = out / name
@@ -113,10 +120,12 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
         done = sorted(folder.glob("results_*.json"))
         if done:
             _check_same_settings(done[-1], args)
-        else:
-            print(f"\n== {name}: harness/run.py {' '.join(argv)}", flush=True)
+        else:  # --resume: an interrupted preset continues from its last epoch
+            print(f"\n== {name}: harness/run.py {' '.join(argv)} --resume", flush=True)
+            args.resume = True
             harness_run.main(args)
             done = sorted(folder.glob("results_*.json"))
+            gc.collect()  # the finished preset's model and optimiser, before the next
         files.append(done[-1])
     return files
 
@@ -129,9 +138,13 @@ def _check_same_settings(results_file: Path, args) -> None:
     """Reuse an earlier run only if it ran with these settings; else say how to proceed."""
     earlier = json.loads(results_file.read_text())["run_config"]
     differ = [k for k in RESUME_KEYS if earlier.get(k) != getattr(args, k)]
+    if earlier.get("model_requested", earlier.get("model")) != args.model:
+        differ.append("model")
     if differ:
         changes = ", ".join(f"{k}: {earlier.get(k)!r} there, {getattr(args, k)!r} now"
-                            for k in differ)
+                            for k in differ if k != "model")
+        if "model" in differ:
+            changes += (", " if changes else "") + f"model: other than {args.model!r}"
         raise iab.BenchmarkError(
             f"{results_file.parent} holds a run with other settings ({changes}); pick another "
             "--out, or delete that folder to run it again")

@@ -60,7 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--config", help="YAML file whose keys set defaults for these options")
     p.add_argument("--preset", help="the paper's settings by name: resnet50, clip-lr, or a "
                                     "method (dct-cnn, patch-forensics, dna-det, repmix, "
-                                    "patchcraft, ssp); flags and --config still win")
+                                    "patchcraft, pose, ssp, defl, hifi-net, ucf); --config "
+                                    "and flags still win")
     what = p.add_argument_group("what")
     what.add_argument("--model", help="Hub id or local path; init:METHOD[:tiny] starts a "
                                       "paper method from scratch in <output-dir>/init")
@@ -113,7 +114,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         unknown = sorted(set(config) - known)
         if unknown:
             p.error(f"{args.config}: unknown option(s) {', '.join(unknown)}")
-    name = config.get("preset", args.preset)
+    name = args.preset or config.get("preset")
     if name:  # precedence: preset < --config < command line
         from harness.presets import preset
 
@@ -122,13 +123,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.model:
         p.error("--model is required (or a --preset that names one)")
+    for action in p._actions:  # values from a preset or --config skip argparse's own check
+        value = getattr(args, action.dest, None)
+        if action.choices and value is not None and value not in action.choices:
+            p.error(f"--{action.dest.replace('_', '-')} {value!r}: choose from "
+                    f"{', '.join(map(str, action.choices))}")
     from harness.models import check_method
 
     check_method(args.method)
     jobs_for(args.protocol)
     if args.probe == "lbfgs" and (args.method != "linear_probe" or args.streaming):
-        p.error("--probe lbfgs fits a linear_probe head on all training embeddings at once: "
-                "use it with --method linear_probe and without --streaming")
+        p.error("--probe lbfgs (the clip-lr preset's) fits a linear_probe head on all "
+                "training embeddings at once: use it with --method linear_probe and without "
+                "--streaming, or pass --probe adamw")
     return args
 
 
@@ -188,16 +195,22 @@ def main(args: argparse.Namespace) -> int:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(args.seed)
     out_dir = Path(args.output_dir)
-    model_name = args.model  # as results and the Hub will know it
+    model_name = requested = args.model  # as results and the Hub will know it
     if args.model.startswith("init:"):  # a paper method from scratch
-        from methods.init import check_name, init_checkpoint
+        from methods.init import PRETRAINED, check_name, init_checkpoint
 
         _, name, *scale = args.model.split(":")
         check_name(name)
-        model_name = f"iab-{name}" + ("-tiny" if scale == ["tiny"] else "")
-        with accelerator.main_process_first():
-            if accelerator.is_main_process:
-                init_checkpoint(name, out_dir / "init", tiny=scale == ["tiny"], seed=args.seed)
+        if scale not in ([], ["tiny"], ["scratch"]):
+            raise iab.BenchmarkError(f"{args.model}: write init:{name} (the paper's start, "
+                                     f"ImageNet/CLIP weights where it uses them), "
+                                     f"init:{name}:scratch or init:{name}:tiny")
+        model_name = f"iab-{name}" + (f"-{scale[0]}" if scale else "")
+        with accelerator.local_main_process_first():  # each node writes its own copy
+            if accelerator.is_local_main_process:
+                weights = {} if scale else PRETRAINED.get(name, {})
+                init_checkpoint(name, out_dir / "init", tiny=scale == ["tiny"], seed=args.seed,
+                                **weights)
         args.model = str(out_dir / "init")
     policy = args.preprocess or models.input_policy(args.model, args.model_revision) or \
         DEFAULT_POLICY[args.method]
@@ -304,6 +317,7 @@ def main(args: argparse.Namespace) -> int:
     if not accelerator.is_main_process:
         return 0
     run_config = {k: v for k, v in vars(args).items()}
+    run_config["model_requested"] = requested  # init:NAME before it became a folder
     run_config["preprocess"] = {"policy": policy, "description": POLICY_TEXT[policy],
                                 "size": geo.size, "mean": list(geo.mean), "std": list(geo.std)}
     run_config["training"] = training

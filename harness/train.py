@@ -78,9 +78,10 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
                           workers=cfg.workers)
         n_train = len(train.labels)
     steps = cfg.epochs * math.ceil(n_train / (cfg.batch_size * accelerator.num_processes))
-    scheduler = _scheduler(optimizer, cfg, steps, steps_per_epoch=max(
-        1, math.ceil(n_train / (cfg.batch_size * accelerator.num_processes))),
-        streaming=stream is not None)
+    # accelerate steps a prepared scheduler once per process for each optimiser step
+    procs = accelerator.num_processes
+    scheduler = _scheduler(optimizer, cfg, steps * procs, steps_per_epoch=procs * max(
+        1, math.ceil(n_train / (cfg.batch_size * procs))), streaming=stream is not None)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl,
                                                                 scheduler)
     log_path = ckpt_dir / "training_log.json"

@@ -27,13 +27,17 @@ class MethodConfig(PretrainedConfig):
     paper_hyperparameters = {}  # the paper's training settings, in each subclass
 
     def __init__(self, num_channels: int = 3, input_policy: str = "native_crop",
-                 crop_size: int = 256, hyperparameters: dict | None = None, **kwargs):
+                 crop_size: int = 256, hyperparameters: dict | None = None,
+                 input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), **kwargs):
         kwargs.setdefault("id2label", dict(enumerate(iab.LABELS)))
         kwargs.setdefault("label2id", dict(iab.LABEL_IDS))
         super().__init__(**kwargs)
         self.num_channels = num_channels
         self.input_policy = input_policy
         self.crop_size = crop_size
+        # the normalisation the image processor applies before the model (methods/init.py)
+        self.input_mean = list(input_mean)
+        self.input_std = list(input_std)
         self.hyperparameters = dict(self.paper_hyperparameters if hyperparameters is None
                                     else hyperparameters)
 
@@ -69,10 +73,18 @@ class MethodModel(PreTrainedModel):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, std=0.01)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
         elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)) and module.weight is not None:
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
+
+    def padding_value(self, like: torch.Tensor) -> torch.Tensor:
+        """(1, C, 1, 1): what the harness's zero padding of small images becomes after
+        normalisation; methods that rank patches must not mistake it for flat texture."""
+        mean = torch.tensor(self.config.input_mean, device=like.device, dtype=like.dtype)
+        std = torch.tensor(self.config.input_std, device=like.device, dtype=like.dtype)
+        return (-mean / std).view(1, -1, 1, 1)
 
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -42,16 +42,13 @@ class DEFLConfig(MethodConfig):
                              "epochs": 10, "batch_size": 8, "margins": [5.0, 10.0]}
 
     def __init__(self, level_width: int = 64, backbone_spec=None, fingerprint: int = 2048,
-                 clip_config: dict | None = CLIP_B16, margins=(5.0, 10.0),
-                 input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), **kwargs):
+                 clip_config: dict | None = CLIP_B16, margins=(5.0, 10.0), **kwargs):
         super().__init__(**kwargs)
         self.level_width = level_width
         self.backbone_spec = dict(backbone_spec if backbone_spec is not None else RESNET50)
         self.fingerprint = fingerprint
         self.clip_config = dict(clip_config) if clip_config else None
         self.margins = list(margins)
-        self.input_mean = list(input_mean)  # the harness's normalisation, undone for CLIP
-        self.input_std = list(input_std)
 
 
 def directional_filters() -> torch.Tensor:
@@ -117,6 +114,13 @@ class DEFLForImageClassification(MethodModel):
         self.post_init()
         self.load_handcrafted_filters()  # after post_init, which would re-initialise them
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        model = super().from_pretrained(*args, **kwargs)
+        if model.clip is not None:  # loading hands back trainable parameters: freeze again
+            model.clip.requires_grad_(False)
+        return model
+
     def load_handcrafted_filters(self) -> None:
         """The directional convolutions start as the handcrafted bank, 64 (level_width)
         kernels a level, each spread evenly over the input channels."""
@@ -142,9 +146,10 @@ class DEFLForImageClassification(MethodModel):
             return self.clip(pixel_values=x).image_embeds
 
     def fingerprints(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        x = pixel_values
-        for directional, standard in zip(self.directional, self.standard):
-            x = torch.cat([F.relu(directional(x)), standard(x)], dim=1)
+        x = pixel_values.float()
+        with torch.autocast(x.device.type, enabled=False):  # filter residuals need fp32
+            for directional, standard in zip(self.directional, self.standard):
+                x = torch.cat([F.relu(directional(x)), standard(x)], dim=1)
         x = self.backbone.encoder(self.project(x)).last_hidden_state.mean(dim=(-2, -1))
         if self.clip is not None:
             x = torch.cat([x, self.semantics(pixel_values)], dim=1)

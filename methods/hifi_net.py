@@ -2,10 +2,10 @@
 Localization", CVPR 2023.
 
 Two stems at full resolution, a colour one (two 3x3 convolutions) and a frequency one (a
-multi-scale Laplacian: the image minus its blurred, down- and up-sampled self at scales 2, 4
-and 8), fused and fed to four branches at 1, 1/2, 1/4 and 1/8 resolution (HRNet's widths 18,
-36, 72, 144). Classification is hierarchical, coarse to fine: real vs generated from the
-coarsest branch; real / closed / open weights from it plus the next; the architecture group
+3x3 convolution, then a multi-scale Laplacian of its maps: each minus its blurred, down- and
+up-sampled self at scales 2, 4 and 8), fused and fed to four branches at 1, 1/2, 1/4 and 1/8
+resolution (HRNet's widths 18, 36, 72, 144). Classification is hierarchical, coarse to fine:
+real vs generated from the coarsest branch; real / closed / open weights from it plus the next; the architecture group
 (methods/hierarchy.py) adding the next; the label from all four at full resolution. The loss
 is the sum of the four levels' cross-entropies; the prediction is the finest level.
 
@@ -34,6 +34,9 @@ class HiFiNetConfig(MethodConfig):
     def __init__(self, stem_width: int = 64, widths=(18, 36, 72, 144),
                  laplacian_scales=(2, 4, 8), **kwargs):
         super().__init__(**kwargs)
+        if len(widths) != 4:
+            raise ValueError(f"HiFi-Net has four branches, one per level: widths {widths!r} "
+                             "must list four")
         self.stem_width = stem_width
         self.widths = list(widths)
         self.laplacian_scales = list(laplacian_scales)
@@ -52,10 +55,13 @@ def laplacian_residuals(x: torch.Tensor, scales) -> torch.Tensor:
     """x minus its blurred, down-sampled (1/s) and up-sampled self, for each scale s."""
     h, w = x.shape[-2:]
     out = []
-    for s in scales:
-        low = F.interpolate(gaussian_blur(x, s), scale_factor=1 / s, mode="bilinear",
-                            align_corners=False)
-        out.append(x - F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False))
+    with torch.autocast(x.device.type, enabled=False):  # residuals finer than bf16's step
+        x = x.float()
+        for s in scales:
+            low = F.interpolate(gaussian_blur(x, s), scale_factor=1 / s, mode="bilinear",
+                                align_corners=False)
+            out.append(x - F.interpolate(low, size=(h, w), mode="bilinear",
+                                         align_corners=False))
     return torch.cat(out, dim=1)
 
 

@@ -49,6 +49,17 @@ TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
 }
 
 
+# Where each method's paper starts from (init:NAME in harness/run.py); the rest train from
+# scratch, as their papers do.
+PRETRAINED = {
+    "repmix": {"backbone_weights": "microsoft/resnet-50"},
+    "ssp": {"backbone_weights": "microsoft/resnet-50"},
+    "ucf": {"backbone_weights": "microsoft/resnet-50"},
+    "defl": {"backbone_weights": "microsoft/resnet-50",
+             "clip_weights": "openai/clip-vit-base-patch16"},
+}
+
+
 def check_name(name: str) -> str:
     if name not in METHODS:
         raise iab.BenchmarkError(f"unknown method {name!r}; valid methods: "
@@ -66,6 +77,8 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
 
     config_class, model_class = METHODS[check_name(name)].classes()
     overrides = dict(TINY[name]) if tiny else {}
+    mean, std = NORMALISATION[name]
+    overrides.update(input_mean=list(mean), input_std=list(std))
     if size is not None:
         overrides["crop_size"] = size
     clip = None
@@ -74,26 +87,28 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
             raise iab.BenchmarkError(f"{name} has no CLIP branch; --clip-weights is for defl")
         from transformers import CLIPVisionModelWithProjection
 
-        from methods.defl import CLIP_B16
-
         clip = CLIPVisionModelWithProjection.from_pretrained(clip_weights)
-        overrides["clip_config"] = {k: getattr(clip.config, k) for k in CLIP_B16}
-    torch.manual_seed(seed)
-    config = config_class(**overrides)
-    model = model_class(config)
+        overrides["clip_config"] = clip.config.to_dict()  # activation, eps ... as trained
+    with torch.random.fork_rng():  # seeded weights without moving the caller's RNG
+        torch.manual_seed(seed)
+        model = model_class(config_class(**overrides))
+    config = model.config
     if clip is not None:
         model.clip.load_state_dict(clip.state_dict())
+    from transformers import ResNetModel
+
     if backbone_weights:
-        if not hasattr(model, "backbone"):
+        if not isinstance(getattr(model, "backbone", None), ResNetModel):
             raise iab.BenchmarkError(f"{name} has no ResNet backbone to start from "
                                      f"{backbone_weights}; methods with one: repmix, ssp, "
                                      "defl, ucf")
         from methods.backbone import load_pretrained
 
         load_pretrained(model.backbone, backbone_weights)
+    config.initialised_from = {k: v for k, v in (("backbone", backbone_weights),
+                                                 ("clip", clip_weights)) if v} or "random"
     out = Path(out)
     model.save_pretrained(out)
-    mean, std = NORMALISATION[name]
     side = config.crop_size
     ViTImageProcessor(size={"height": side, "width": side}, image_mean=list(mean),
                       image_std=list(std)).save_pretrained(out)
@@ -108,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                                             "paper's)")
     p.add_argument("--tiny", action="store_true", help="tiny widths, for CPU tests and demos")
     p.add_argument("--backbone-weights", help="Hub ResNet to start the backbone from "
-                                              "(repmix, ssp), e.g. microsoft/resnet-50")
+                                              "(repmix, ssp, defl, ucf), e.g. "
+                                              "microsoft/resnet-50")
     p.add_argument("--clip-weights", help="Hub CLIP for DEFL's semantic branch, e.g. "
                                           "openai/clip-vit-base-patch16")
     p.add_argument("--seed", type=int, default=0)

@@ -32,16 +32,18 @@ class PatchCraftConfig(MethodConfig):
         self.width = width
 
 
-def rich_and_poor(images: torch.Tensor, patch: int, grid_side: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The rich- and poor-texture reconstructions of (B, C, H, W) images."""
-    patches, order = rank_patches(images, patch, patch)
-    n = order.shape[1]
-    take = max(1, n // 3)  # the richest and poorest thirds ...
-    want = grid_side * grid_side  # ... of which at most this many, cycled if fewer
-    cycle = torch.arange(want, device=images.device) % min(take, want)
-    rich_idx = order[:, :take][:, cycle]
-    poor_idx = order.flip(1)[:, :take][:, cycle]
+def rich_and_poor(images: torch.Tensor, patch: int, grid_side: int,
+                  pad_value: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rich- and poor-texture reconstructions of (B, C, H, W) images, from each image's
+    own patches (padding of images smaller than the crop is never picked)."""
+    patches, order, n_own = rank_patches(images, patch, patch, pad_value)
+    n_own = n_own.clamp(min=1)
+    want = grid_side * grid_side
+    # the richest and poorest thirds, at most ``want`` of each, cycled if fewer
+    count = (n_own // 3).clamp(min=1, max=want)
+    cycle = torch.arange(want, device=images.device)[None] % count[:, None]
+    rich_idx = order.gather(1, cycle)  # own patches come first, richest first
+    poor_idx = order.gather(1, n_own[:, None] - 1 - cycle)  # back from the poorest own one
 
     def gather(idx):
         return tile(torch.take_along_dim(patches, idx[:, :, None, None, None], dim=1),
@@ -68,7 +70,8 @@ class PatchCraftForImageClassification(MethodModel):
         self.post_init()
 
     def contrast(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        rich, poor = rich_and_poor(pixel_values, self.config.patch_size, self.config.grid_side)
+        rich, poor = rich_and_poor(pixel_values, self.config.patch_size, self.config.grid_side,
+                                   self.padding_value(pixel_values))
         return self.texture(high_pass(rich, self.srm)) - self.texture(high_pass(poor, self.srm))
 
     def logits(self, pixel_values: torch.Tensor) -> torch.Tensor:

@@ -7,8 +7,8 @@ Training expands the open space around the known labels: every step draws a fres
 initialised shallow augmentation network (conv 3x3, 3 -> 32 -> 3) that re-synthesises the
 batch's low-level traces at a fixed small strength, keeping the content; the augmented images
 are new "unknown" models. The loss is cross-entropy on the real batch plus a batch-hard triplet
-loss (margin 0.3) on the features, in which each augmented image is its own class
-(labels + number of labels), so known generators stay compact and the expanded open space
+loss (margin 0.3) on the features, in which the augmented images of each label form a new
+class (label + number of labels), so known generators stay compact and the expanded open space
 stays apart from them. Open-set rejection uses the maximum softmax over the known labels.
 
 Simplified: POSE also trains each augmentation network (reconstruction, closeness-to-known and
@@ -47,9 +47,10 @@ class POSEConfig(MethodConfig):
 
 def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: float):
     """Hermans et al. 2017: per anchor, the farthest positive against the nearest negative."""
-    dist = torch.cdist(features, features)
+    dist = torch.cdist(features, features, compute_mode="donot_use_mm_for_euclid_dist")
     same = labels[:, None] == labels[None, :]
-    hardest_pos = dist.masked_fill(~same, 0).max(1).values
+    itself = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    hardest_pos = dist.masked_fill(~same | itself, 0).max(1).values
     hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
     valid = torch.isfinite(hardest_neg)
     if not valid.any():

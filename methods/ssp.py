@@ -33,10 +33,13 @@ class SSPConfig(MethodConfig):
         self.backbone_spec = dict(backbone_spec if backbone_spec is not None else RESNET50)
 
 
-def simplest_patch(images: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, C, patch, patch): each image's lowest-texture-diversity patch, native pixels."""
-    patches, order = rank_patches(images, patch, max(1, patch // 2))
-    return patches[torch.arange(len(images)), order[:, -1]]
+def simplest_patch(images: torch.Tensor, patch: int,
+                   pad_value: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, C, patch, patch): each image's lowest-texture-diversity patch, native pixels,
+    never one of padding (images smaller than the crop)."""
+    patches, order, n_own = rank_patches(images, patch, max(1, patch // 2), pad_value)
+    poorest = order.gather(1, (n_own.clamp(min=1) - 1)[:, None])[:, 0]
+    return patches[torch.arange(len(images)), poorest]
 
 
 class SSPForImageClassification(MethodModel):
@@ -50,7 +53,8 @@ class SSPForImageClassification(MethodModel):
         self.post_init()
 
     def noise_view(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        patch = simplest_patch(pixel_values, self.config.patch_size)
+        patch = simplest_patch(pixel_values, self.config.patch_size,
+                               self.padding_value(pixel_values))
         noise = F.hardtanh(high_pass(patch, self.srm), -3.0, 3.0)
         size = self.config.resize_to
         return F.interpolate(noise, (size, size), mode="bilinear", align_corners=False)

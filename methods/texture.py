@@ -28,12 +28,41 @@ def grid_patches(images: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
     return cols.transpose(1, 2).reshape(b, -1, c, patch, patch)
 
 
-def rank_patches(images: torch.Tensor, patch: int, stride: int
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grid patches and their order from the richest texture to the poorest (stable)."""
+def padding_patches(images: torch.Tensor, patch: int, stride: int,
+                    pad_value: torch.Tensor | None) -> torch.Tensor:
+    """(B, N) bool, N as grid_patches: patches that reach into the padding the harness adds
+    below and right of an image smaller than the crop (rows and columns wholly of the
+    padding value)."""
+    b, _, h, w = images.shape
+    tops = torch.arange(0, h - patch + 1, stride, device=images.device)
+    lefts = torch.arange(0, w - patch + 1, stride, device=images.device)
+    if pad_value is None:
+        return torch.zeros(b, len(tops) * len(lefts), dtype=torch.bool, device=images.device)
+    content = (images != pad_value.view(1, -1, 1, 1)).any(dim=1)  # (B, H, W)
+
+    def extent(any_along):  # 1 + the last index holding content, per image
+        idx = torch.arange(1, any_along.shape[1] + 1, device=images.device)
+        return (any_along * idx).amax(dim=1)
+
+    own_h, own_w = extent(content.any(dim=2)), extent(content.any(dim=1))
+    inside = (tops[None, :, None] + patch <= own_h[:, None, None]) & \
+        (lefts[None, None, :] + patch <= own_w[:, None, None])
+    return ~inside.flatten(1)
+
+
+def rank_patches(images: torch.Tensor, patch: int, stride: int,
+                 pad_value: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Grid patches, their order from the richest texture to the poorest (stable) among
+    the image's own patches, and how many of those each image has: padding patches are
+    ranked last for every purpose."""
     patches = grid_patches(images, patch, stride)
-    order = torch.sort(texture_diversity(patches), dim=1, descending=True, stable=True).indices
-    return patches, order
+    with torch.autocast(images.device.type, enabled=False):
+        diversity = texture_diversity(patches.float())
+    padding = padding_patches(images, patch, stride, pad_value)
+    order = torch.sort(diversity.masked_fill(padding, -1.0), dim=1, descending=True,
+                       stable=True).indices
+    return patches, order, (~padding).sum(dim=1)
 
 
 def tile(patches: torch.Tensor, side: int) -> torch.Tensor:
@@ -93,5 +122,7 @@ def srm3_kernels() -> torch.Tensor:
 def high_pass(images: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Each kernel over the colour channels of (B, C, H, W) images (one kernel repeated on
     every input channel, as the papers' SRM convolutions do), same size: (B, K, H, W)."""
-    weight = kernels.to(images)[:, None].expand(-1, images.shape[1], -1, -1)
-    return F.conv2d(images, weight, padding=kernels.shape[-1] // 2)
+    with torch.autocast(images.device.type, enabled=False):  # residuals below bf16's step
+        x = images.float()
+        weight = kernels.to(x)[:, None].expand(-1, x.shape[1], -1, -1)
+        return F.conv2d(x, weight, padding=kernels.shape[-1] // 2)

@@ -121,7 +121,7 @@ class UCFForImageClassification(MethodModel):
         rebuilt = self.decode(forgery, content, size)  # its own traces and content
         crossed = self.decode(forgery[partner], content, size)  # another's traces
         reconstruction = F.l1_loss(rebuilt, target) + F.l1_loss(crossed, target)
-        pooled = lambda f: F.normalize(f.mean(dim=(-2, -1)), dim=1)  # noqa: E731
+        pooled = lambda f: f.mean(dim=(-2, -1))  # noqa: E731  (unnormalised: margin 3)
         contrastive = batch_hard_triplet(pooled(specific), labels, cfg.triplet_margin) + \
             batch_hard_triplet(pooled(common), generated, cfg.triplet_margin)
         loss = loss + weights["reconstruction"] * reconstruction + \

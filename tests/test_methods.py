@@ -195,9 +195,9 @@ def test_ssp_takes_the_simplest_native_patch():
     torch.testing.assert_close(patch, image[:, :, 32:48, 16:32])
 
 
-def test_unknown_method_names_the_valid_ones():
+def test_unknown_method_names_the_valid_ones(tmp_path):
     with pytest.raises(iab.BenchmarkError, match="valid methods: dct-cnn, patch-forensics"):
-        init_checkpoint("gfd", "unused")
+        init_checkpoint("gfd", tmp_path)
 
 
 # --- training through the harness -------------------------------------------------------
@@ -337,3 +337,53 @@ def test_ucf_adain_and_decoder():
     content = model.adjust_content(model.content_encoder(pixel_values=x).last_hidden_state)
     image = model.decode(torch.cat([specific, common], 1), content, (64, 64))
     assert image.shape == x.shape and image.abs().max() <= 1
+
+
+def test_patch_choice_ignores_the_padding_of_small_images():
+    """A 40 px image in a 64 px crop: the zero padding (after normalisation -1) is flat, and
+    would otherwise be every 'poorest' patch, a resolution shortcut."""
+    from methods.patchcraft import rich_and_poor
+    from methods.ssp import simplest_patch
+
+    torch.manual_seed(0)
+    image = torch.full((1, 3, 64, 64), -1.0)  # what padding is under mean 0.5, std 0.5
+    image[:, :, :40, :40] = torch.rand(1, 3, 40, 40) * 2 - 1
+    pad = torch.full((1, 3, 1, 1), -1.0)
+    _, poor = rich_and_poor(image, patch=8, grid_side=2, pad_value=pad)
+    assert not (poor == -1.0).all(dim=1).any()  # no padding pixel in the poor image
+    _, poor_blind = rich_and_poor(image, patch=8, grid_side=2)
+    assert (poor_blind == -1.0).all()  # without the mask: all padding
+    patch = simplest_patch(image, 16, pad)
+    assert not (patch == -1.0).all(dim=1).any()
+    model = tiny_model("patchcraft")
+    torch.testing.assert_close(model.padding_value(image), pad)
+
+
+def test_pretrained_backbone_and_clip_start_and_stay_frozen(tmp_path):
+    """init with Hub weights (here local folders of the same classes): copied in, recorded,
+    and DEFL's CLIP stays frozen after from_pretrained (DDP needs every trainable parameter
+    used)."""
+    from transformers import (CLIPVisionConfig, CLIPVisionModelWithProjection, ResNetConfig,
+                              ResNetModel)
+
+    from methods.init import TINY_RESNET
+
+    torch.manual_seed(1)
+    ResNetModel(ResNetConfig(**TINY_RESNET)).save_pretrained(tmp_path / "resnet")
+    clip_spec = TINY["defl"]["clip_config"]
+    CLIPVisionModelWithProjection(CLIPVisionConfig(**clip_spec)).save_pretrained(tmp_path / "clip")
+    out = init_checkpoint("defl", tmp_path / "defl", tiny=True,
+                          backbone_weights=str(tmp_path / "resnet"),
+                          clip_weights=str(tmp_path / "clip"))
+    model = AutoModelForImageClassification.from_pretrained(out)
+    source = ResNetModel.from_pretrained(tmp_path / "resnet").state_dict()
+    for k, v in model.backbone.state_dict().items():
+        torch.testing.assert_close(v, source[k])
+    assert "embedder.embedder.convolution.weight" in source  # the stem DEFL leaves out
+    assert model.config.initialised_from == {"backbone": str(tmp_path / "resnet"),
+                                             "clip": str(tmp_path / "clip")}
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    assert all(p.requires_grad for p in model.classifier.parameters())
+    with pytest.raises(iab.BenchmarkError, match="no ResNet backbone"):
+        init_checkpoint("pose", tmp_path / "pose", tiny=True,
+                        backbone_weights=str(tmp_path / "resnet"))

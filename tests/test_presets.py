@@ -139,3 +139,20 @@ def test_clip_lr_preset_fits_the_logistic_regression_probe(tiny_bench, tmp_path)
     assert (out / "linear_probe_head.safetensors").exists()
     with pytest.raises(SystemExit):
         harness_run.parse_args(["--preset", "clip-lr", "--streaming"])
+
+
+def test_command_line_preset_beats_the_config_files_and_choices_are_checked(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("preset: ssp\n")
+    args = harness_run.parse_args(["--config", str(config), "--preset", "dna-det"])
+    assert (args.preset, args.model) == ("dna-det", "init:dna-det")
+    config.write_text("model: m\nscheduler: cosine\n")
+    with pytest.raises(SystemExit):
+        harness_run.parse_args(["--config", str(config)])
+
+
+def test_init_spec_is_checked(tiny_bench, tmp_path):
+    with pytest.raises(iab.BenchmarkError, match="init:ssp:scratch or init:ssp:tiny"):
+        harness_run.main(harness_run.parse_args(
+            ["--model", "init:ssp:huge", "--dataset", str(tiny_bench), "--output-dir",
+             str(tmp_path)]))
