@@ -7,7 +7,8 @@ up-sampled self at scales 2, 4 and 8), fused and fed to four branches at 1, 1/2,
 resolution (HRNet's widths 18, 36, 72, 144). Classification is hierarchical, coarse to fine:
 real vs generated from the coarsest branch; real / closed / open weights from it plus the
 next; the architecture group (methods/hierarchy.py) adding the next; the label from all four
-at full resolution. The loss is the sum of the four levels' cross-entropies; the prediction is the finest level.
+at full resolution. The loss is the sum of the four levels' cross-entropies; the prediction
+is the finest level.
 
 Left out: the forgery localisation mask branch (the benchmark has no masks, and the paper's
 code gives that branch no gradient) and HRNet's cross-resolution exchange units (the
