@@ -17,8 +17,10 @@ def check_method(method: str) -> str:
     return method
 
 
-def input_policy(model_id: str, revision: str | None) -> str | None:
-    """The preprocessing policy a paper method's config records, if the model is one."""
+def method_record(model_id: str, revision: str | None) -> dict | None:
+    """A paper method's reference, input policy, paper hyper-parameters and architecture
+    (its config minus label maps), for the input policy, results and the model card; None
+    for other models."""
     from transformers import AutoConfig
 
     import methods  # noqa: F401  (registers the paper's methods with the Auto classes)
@@ -26,19 +28,7 @@ def input_policy(model_id: str, revision: str | None) -> str | None:
     try:
         config = AutoConfig.from_pretrained(model_id, revision=revision)
     except (OSError, ValueError):
-        return None  # not a transformers model folder: the harness's default applies
-    return getattr(config, "input_policy", None)
-
-
-def method_record(model_id: str, revision: str | None) -> dict | None:
-    """A paper method's reference, input policy, paper hyper-parameters and architecture
-    (its config minus label maps), for results and the model card; None for other models."""
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(model_id, revision=revision)
-    except (OSError, ValueError):
-        return None
+        return None  # not a transformers model folder: the harness's defaults apply
     if not getattr(config, "reference", None):
         return None
     from transformers import PretrainedConfig

@@ -212,7 +212,8 @@ def main(args: argparse.Namespace) -> int:
                 init_checkpoint(name, out_dir / "init", tiny=scale == ["tiny"], seed=args.seed,
                                 **weights)
         args.model = str(out_dir / "init")
-    policy = args.preprocess or models.input_policy(args.model, args.model_revision) or \
+    record = models.method_record(args.model, args.model_revision)  # read once, used twice
+    policy = args.preprocess or (record or {}).get("input_policy") or \
         DEFAULT_POLICY[args.method]
     processor = models.load_processor(args.model, args.model_revision)
     geo = data.geometry(processor, policy)
@@ -321,7 +322,6 @@ def main(args: argparse.Namespace) -> int:
     run_config["preprocess"] = {"policy": policy, "description": POLICY_TEXT[policy],
                                 "size": geo.size, "mean": list(geo.mean), "std": list(geo.std)}
     run_config["training"] = training
-    record = models.method_record(args.model, args.model_revision)
     if record:
         run_config["method_record"] = record
     run_config["seconds"] = round(time.perf_counter() - started, 1)
