@@ -670,18 +670,3 @@ def info() -> dict:
         ],
         "degradations": [vars(d) for d in DEGRADATIONS.values()],
     }
-
-
-
-def build(raw, out, **kwargs):
-    """Build the Hub repo folder ``out`` from raw shards; see ``iab.build.build``."""
-    from iab.build import build as _build
-
-    return _build(raw, out, **kwargs)
-
-
-def verify(repo):
-    """Problems found in a built repo folder, and a summary; see ``iab.verify.verify``."""
-    from iab.verify import verify as _verify
-
-    return _verify(repo)

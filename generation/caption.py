@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 
 if TYPE_CHECKING:  # only for type hints: PIL and transformers are imported lazily
     from PIL import Image

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 from iab.build import build
 from iab.verify import verify
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 from iab.importer import ImportReport, image_row, write_unit
 
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 from generation.pipelines import Settings, generate, load_pipeline, tiny_model_id
 
 

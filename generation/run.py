@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 from generation import work
 from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
                                   tiny_weights_seed)

@@ -22,216 +22,24 @@ thread count, the same images), a different seed a different one.
 """
 from __future__ import annotations
 
-import contextlib
-import string
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 import imageattributionbench as iab
+from generation import tiny_components as parts
+from generation.tiny_components import TINY_RESOLUTION
 
 if TYPE_CHECKING:
     from diffusers import DiffusionPipeline
-
-TINY_RESOLUTION = 64
-
-# Every tokenizer truncates, so captions of any length fit; small limits keep calls fast.
-_CLIP_MAX_LENGTH = 77
-_MAX_SEQUENCE_LENGTH = 32
-
-# A Qwen3-style chat template, short: Z-Image and FLUX.2 [klein] wrap each prompt in it.
-_CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n"
-    "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}"
-    "{% endif %}"
-)
-
-
-# ---------------------------------------------------------------------------------------------
-# Tokenizers: real classes over in-memory vocabularies (one token per character or byte)
-# ---------------------------------------------------------------------------------------------
-
-
-def _byte_alphabet() -> list[str]:
-    from tokenizers.pre_tokenizers import ByteLevel
-
-    return sorted(ByteLevel.alphabet())
-
-
-def _clip_tokenizer():
-    from transformers import CLIPTokenizer
-
-    # Byte-level BPE without merges: each byte a token, word ends marked as CLIP marks them.
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for suffix in ("", "</w>"):
-        for c in _byte_alphabet():
-            vocab[c + suffix] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=_CLIP_MAX_LENGTH)
-
-
-def _t5_tokenizer():
-    from transformers import T5Tokenizer
-
-    chars = [c for c in string.printable if not c.isspace()]
-    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("\u2581", -2.0)]
-    pieces += [("\u2581" + c, -2.5) for c in chars] + [(c, -3.0) for c in chars]
-    return T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=_MAX_SEQUENCE_LENGTH)
-
-
-def _qwen_tokenizer():
-    from transformers import Qwen2Tokenizer
-
-    vocab = {c: i for i, c in enumerate(_byte_alphabet())}
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-    for s in specials:
-        vocab[s] = len(vocab)
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], additional_special_tokens=specials[1:])
-    tok.chat_template = _CHAT_TEMPLATE
-    return tok
-
-
-def _fast_byte_tokenizer(prefix: list[str], pad: str, **kwargs):
-    """A byte-level PreTrainedTokenizerFast that starts every text with ``prefix`` tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {c: i for i, c in enumerate(_byte_alphabet())}
-    for s in [pad, *prefix]:
-        vocab[s] = len(vocab)
-    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    backend.post_processor = processors.TemplateProcessing(
-        single=" ".join(prefix + ["$A"]), special_tokens=[(s, vocab[s]) for s in prefix],
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=pad, **kwargs)
-
-
-def _glm_tokenizer():
-    # GLM-4 starts every text with [gMASK]<sop>. CogView4 relies on it: an empty negative prompt
-    # would otherwise encode to zero tokens. GLM pads on the left.
-    return _fast_byte_tokenizer(
-        ["[gMASK]", "<sop>"], pad="<|endoftext|>", eos_token="<|endoftext|>",
-        additional_special_tokens=["[gMASK]", "<sop>"], padding_side="left",
-    )
-
-
-def _llama_tokenizer():
-    return _fast_byte_tokenizer(
-        ["<|begin_of_text|>"], pad="<|end_of_text|>", bos_token="<|begin_of_text|>",
-        eos_token="<|end_of_text|>", model_max_length=_MAX_SEQUENCE_LENGTH,
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Shared components
-# ---------------------------------------------------------------------------------------------
-
-
-def _clip_text(tokenizer, with_projection: bool = False):
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
-
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37, num_hidden_layers=2,
-        num_attention_heads=4, projection_dim=32,
-        max_position_embeddings=_CLIP_MAX_LENGTH, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    return (CLIPTextModelWithProjection if with_projection else CLIPTextModel)(config)
-
-
-def _t5_encoder(tokenizer, d_model: int = 32):
-    from transformers import T5Config, T5EncoderModel
-
-    return T5EncoderModel(T5Config(
-        vocab_size=len(tokenizer), d_model=d_model, d_kv=8, d_ff=37, num_layers=2, num_heads=4,
-        relative_attention_num_buckets=8, pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.pad_token_id,
-    ))
-
-
-def _qwen3(tokenizer, causal_lm: bool, num_layers: int = 2, hidden_size: int = 32):
-    from transformers import Qwen3Config, Qwen3ForCausalLM, Qwen3Model
-
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=37,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
-        pad_token_id=tokenizer.pad_token_id, max_position_embeddings=512,
-    )
-    return (Qwen3ForCausalLM if causal_lm else Qwen3Model)(config)
-
-
-def _vae(latent_channels: int, flow: bool = False):
-    from diffusers import AutoencoderKL
-
-    # Four blocks, so latents are 1/8 of the image as in the real VAEs: with fewer, the denoiser
-    # sees 64x64 latents and gets slow.
-    kwargs = dict(shift_factor=0.0609, scaling_factor=1.5035, use_quant_conv=False,
-                  use_post_quant_conv=False) if flow else {}
-    return AutoencoderKL(
-        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(8, 8, 8, 8),
-        layers_per_block=1, norm_num_groups=4, latent_channels=latent_channels,
-        sample_size=TINY_RESOLUTION, **kwargs,
-    )
-
-
-_LATENT = TINY_RESOLUTION // 8
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Build float32 on CPU from ``torch.manual_seed(seed)``, leaving the caller's RNG as it was."""
-    import torch
-
-    default_dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        with torch.random.fork_rng(devices=[]), torch.device("cpu"):
-            torch.manual_seed(seed)
-            yield
-    finally:
-        torch.set_default_dtype(default_dtype)
-
-
-def _ready(pipe):
-    import torch
-
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            component.eval()  # dropout off: T5 would otherwise make images depend on the call
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
-# ---------------------------------------------------------------------------------------------
-# One builder per diffusers pipeline class
-# ---------------------------------------------------------------------------------------------
-
-
-def _unet(cross_attention_dim: int, sdxl: bool = False):
-    from diffusers import UNet2DConditionModel
-
-    extra = dict(
-        addition_embed_type="text_time", addition_time_embed_dim=8,
-        projection_class_embeddings_input_dim=6 * 8 + 32, transformer_layers_per_block=(1, 2),
-    ) if sdxl else {}
-    return UNet2DConditionModel(
-        sample_size=_LATENT, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(16, 32), norm_num_groups=8, attention_head_dim=(2, 4),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cross_attention_dim, **extra,
-    )
 
 
 def _stable_diffusion(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _clip_tokenizer()
-        return _ready(diffusers.StableDiffusionPipeline(
-            vae=_vae(4), text_encoder=_clip_text(tokenizer), tokenizer=tokenizer,
-            unet=_unet(cross_attention_dim=32),
+    with parts.seeded(seed):
+        tokenizer = parts.clip_tokenizer()
+        return parts.ready(diffusers.StableDiffusionPipeline(
+            vae=parts.vae(4), text_encoder=parts.clip_text(tokenizer), tokenizer=tokenizer,
+            unet=parts.unet(cross_attention_dim=32),
             scheduler=diffusers.PNDMScheduler(
                 beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                 skip_prk_steps=True, steps_offset=1),
@@ -242,14 +50,14 @@ def _stable_diffusion(seed: int):
 def _stable_diffusion_xl(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer, tokenizer_2 = _clip_tokenizer(), _clip_tokenizer()
-        return _ready(diffusers.StableDiffusionXLPipeline(
-            vae=_vae(4), text_encoder=_clip_text(tokenizer),
-            text_encoder_2=_clip_text(tokenizer_2, with_projection=True),
+    with parts.seeded(seed):
+        tokenizer, tokenizer_2 = parts.clip_tokenizer(), parts.clip_tokenizer()
+        return parts.ready(diffusers.StableDiffusionXLPipeline(
+            vae=parts.vae(4), text_encoder=parts.clip_text(tokenizer),
+            text_encoder_2=parts.clip_text(tokenizer_2, with_projection=True),
             tokenizer=tokenizer, tokenizer_2=tokenizer_2,
             # SDXL cross-attends to both encoders' hidden states, concatenated (32 + 32).
-            unet=_unet(cross_attention_dim=64, sdxl=True),
+            unet=parts.unet(cross_attention_dim=64, sdxl=True),
             scheduler=diffusers.EulerDiscreteScheduler(
                 beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                 timestep_spacing="leading", steps_offset=1),
@@ -260,12 +68,12 @@ def _stable_diffusion_xl(seed: int):
 def _pixart_alpha(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _t5_tokenizer()
-        return _ready(diffusers.PixArtAlphaPipeline(
-            tokenizer=tokenizer, text_encoder=_t5_encoder(tokenizer), vae=_vae(4),
+    with parts.seeded(seed):
+        tokenizer = parts.t5_tokenizer()
+        return parts.ready(diffusers.PixArtAlphaPipeline(
+            tokenizer=tokenizer, text_encoder=parts.t5_encoder(tokenizer), vae=parts.vae(4),
             transformer=diffusers.PixArtTransformer2DModel(
-                sample_size=_LATENT, num_layers=2, patch_size=2, attention_head_dim=8,
+                sample_size=parts.LATENT, num_layers=2, patch_size=2, attention_head_dim=8,
                 num_attention_heads=2, caption_channels=32, in_channels=4,
                 cross_attention_dim=16, out_channels=8),
             scheduler=diffusers.DPMSolverMultistepScheduler(),
@@ -275,12 +83,12 @@ def _pixart_alpha(seed: int):
 def _flux(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer, tokenizer_2 = _clip_tokenizer(), _t5_tokenizer()
-        return _ready(diffusers.FluxPipeline(
+    with parts.seeded(seed):
+        tokenizer, tokenizer_2 = parts.clip_tokenizer(), parts.t5_tokenizer()
+        return parts.ready(diffusers.FluxPipeline(
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
-            vae=_vae(16, flow=True), text_encoder=_clip_text(tokenizer), tokenizer=tokenizer,
-            text_encoder_2=_t5_encoder(tokenizer_2), tokenizer_2=tokenizer_2,
+            vae=parts.vae(16, flow=True), text_encoder=parts.clip_text(tokenizer), tokenizer=tokenizer,
+            text_encoder_2=parts.t5_encoder(tokenizer_2), tokenizer_2=tokenizer_2,
             transformer=diffusers.FluxTransformer2DModel(
                 patch_size=1, in_channels=64, num_layers=1, num_single_layers=1,
                 attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
@@ -291,31 +99,31 @@ def _flux(seed: int):
 def _stable_diffusion_3(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tok, tok_2, tok_3 = _clip_tokenizer(), _clip_tokenizer(), _t5_tokenizer()
-        return _ready(diffusers.StableDiffusion3Pipeline(
+    with parts.seeded(seed):
+        tok, tok_2, tok_3 = parts.clip_tokenizer(), parts.clip_tokenizer(), parts.t5_tokenizer()
+        return parts.ready(diffusers.StableDiffusion3Pipeline(
             # Joint attention sees both CLIPs' hidden states side by side (32 + 32), padded to T5's.
             transformer=diffusers.SD3Transformer2DModel(
-                sample_size=_LATENT, patch_size=2, in_channels=16, num_layers=1,
+                sample_size=parts.LATENT, patch_size=2, in_channels=16, num_layers=1,
                 attention_head_dim=8, num_attention_heads=4, joint_attention_dim=64,
                 caption_projection_dim=32, pooled_projection_dim=64, out_channels=16,
-                pos_embed_max_size=_LATENT),
+                pos_embed_max_size=parts.LATENT),
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-            vae=_vae(16, flow=True),
-            text_encoder=_clip_text(tok, with_projection=True), tokenizer=tok,
-            text_encoder_2=_clip_text(tok_2, with_projection=True), tokenizer_2=tok_2,
-            text_encoder_3=_t5_encoder(tok_3, d_model=64), tokenizer_3=tok_3,
+            vae=parts.vae(16, flow=True),
+            text_encoder=parts.clip_text(tok, with_projection=True), tokenizer=tok,
+            text_encoder_2=parts.clip_text(tok_2, with_projection=True), tokenizer_2=tok_2,
+            text_encoder_3=parts.t5_encoder(tok_3, d_model=64), tokenizer_3=tok_3,
         ))
 
 
 def _z_image(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _qwen_tokenizer()
-        return _ready(diffusers.ZImagePipeline(
+    with parts.seeded(seed):
+        tokenizer = parts.qwen_tokenizer()
+        return parts.ready(diffusers.ZImagePipeline(
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-            vae=_vae(16, flow=True), text_encoder=_qwen3(tokenizer, causal_lm=False),
+            vae=parts.vae(16, flow=True), text_encoder=parts.qwen3(tokenizer, causal_lm=False),
             tokenizer=tokenizer,
             transformer=diffusers.ZImageTransformer2DModel(
                 in_channels=16, dim=32, n_layers=1, n_refiner_layers=1, n_heads=2,
@@ -326,14 +134,14 @@ def _z_image(seed: int):
 def _flux2_klein(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _qwen_tokenizer()
-        return _ready(diffusers.Flux2KleinPipeline(
+    with parts.seeded(seed):
+        tokenizer = parts.qwen_tokenizer()
+        return parts.ready(diffusers.Flux2KleinPipeline(
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(),
             vae=diffusers.AutoencoderKLFlux2(
                 block_out_channels=(8, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
                 latent_channels=32, sample_size=TINY_RESOLUTION),
-            text_encoder=_qwen3(tokenizer, causal_lm=True, num_layers=3), tokenizer=tokenizer,
+            text_encoder=parts.qwen3(tokenizer, causal_lm=True, num_layers=3), tokenizer=tokenizer,
             # Joint attention sees the text encoder's three chosen layers stacked (3 x 32).
             transformer=diffusers.Flux2Transformer2DModel(
                 patch_size=1, in_channels=128, num_layers=1, num_single_layers=1,
@@ -348,20 +156,20 @@ def _cogview4(seed: int):
     import diffusers
     from transformers import GlmConfig, GlmModel
 
-    with _seeded(seed):
-        tokenizer = _glm_tokenizer()
-        return _ready(diffusers.CogView4Pipeline(
+    with parts.seeded(seed):
+        tokenizer = parts.glm_tokenizer()
+        return parts.ready(diffusers.CogView4Pipeline(
             tokenizer=tokenizer,
             text_encoder=GlmModel(GlmConfig(
                 vocab_size=len(tokenizer), hidden_size=32, intermediate_size=37,
                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=8,
                 pad_token_id=tokenizer.pad_token_id, max_position_embeddings=512)),
-            vae=_vae(16, flow=True),
+            vae=parts.vae(16, flow=True),
             transformer=diffusers.CogView4Transformer2DModel(
                 patch_size=2, in_channels=16, out_channels=16, num_layers=1,
                 attention_head_dim=8, num_attention_heads=2, text_embed_dim=32,
-                time_embed_dim=8, condition_dim=4, pos_embed_max_size=_LATENT,
-                sample_size=_LATENT, rope_axes_dim=(4, 4)),
+                time_embed_dim=8, condition_dim=4, pos_embed_max_size=parts.LATENT,
+                sample_size=parts.LATENT, rope_axes_dim=(4, 4)),
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(
                 base_shift=0.25, max_shift=0.75, base_image_seq_len=256,
                 use_dynamic_shifting=True, time_shift_type="linear"),
@@ -371,10 +179,10 @@ def _cogview4(seed: int):
 def _kandinsky3(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _t5_tokenizer()
-        return _ready(diffusers.Kandinsky3Pipeline(
-            tokenizer=tokenizer, text_encoder=_t5_encoder(tokenizer),
+    with parts.seeded(seed):
+        tokenizer = parts.t5_tokenizer()
+        return parts.ready(diffusers.Kandinsky3Pipeline(
+            tokenizer=tokenizer, text_encoder=parts.t5_encoder(tokenizer),
             unet=diffusers.Kandinsky3UNet(
                 # Its up blocks break with one layer per block: two is the least that works.
                 in_channels=4, time_embedding_dim=4, groups=2, attention_head_dim=4,
@@ -396,14 +204,14 @@ def _kandinsky3(seed: int):
 def _cogview3_plus(seed: int):
     import diffusers
 
-    with _seeded(seed):
-        tokenizer = _t5_tokenizer()
-        return _ready(diffusers.CogView3PlusPipeline(
-            tokenizer=tokenizer, text_encoder=_t5_encoder(tokenizer), vae=_vae(16),
+    with parts.seeded(seed):
+        tokenizer = parts.t5_tokenizer()
+        return parts.ready(diffusers.CogView3PlusPipeline(
+            tokenizer=tokenizer, text_encoder=parts.t5_encoder(tokenizer), vae=parts.vae(16),
             transformer=diffusers.CogView3PlusTransformer2DModel(
                 patch_size=2, in_channels=16, num_layers=1, attention_head_dim=8,
                 num_attention_heads=2, out_channels=16, text_embed_dim=32, time_embed_dim=8,
-                condition_dim=4, pos_embed_max_size=_LATENT, sample_size=_LATENT),
+                condition_dim=4, pos_embed_max_size=parts.LATENT, sample_size=parts.LATENT),
             scheduler=diffusers.CogVideoXDDIMScheduler(
                 beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
                 prediction_type="v_prediction", rescale_betas_zero_snr=True,
@@ -411,40 +219,31 @@ def _cogview3_plus(seed: int):
         ))
 
 
-def _bert_tokenizer():
-    from transformers import BertTokenizer
-
-    chars = [c for c in string.printable if not c.isspace() and not c.isupper()]
-    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + ["##" + c for c in chars]
-    return BertTokenizer(vocab={w: i for i, w in enumerate(words)},
-                         model_max_length=_CLIP_MAX_LENGTH)
-
-
 def _hunyuan_dit(seed: int):
     import diffusers
     from transformers import BertConfig, BertModel
 
-    with _seeded(seed):
-        tokenizer, tokenizer_2 = _bert_tokenizer(), _t5_tokenizer()
-        return _ready(diffusers.HunyuanDiTPipeline(
-            vae=_vae(4),
+    with parts.seeded(seed):
+        tokenizer, tokenizer_2 = parts.bert_tokenizer(), parts.t5_tokenizer()
+        return parts.ready(diffusers.HunyuanDiTPipeline(
+            vae=parts.vae(4),
             text_encoder=BertModel(BertConfig(
                 vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
                 num_attention_heads=4, intermediate_size=37,
-                max_position_embeddings=_CLIP_MAX_LENGTH, pad_token_id=tokenizer.pad_token_id),
+                max_position_embeddings=parts.CLIP_MAX_LENGTH, pad_token_id=tokenizer.pad_token_id),
                 add_pooling_layer=False),
             tokenizer=tokenizer,
             # The pipeline always encodes 77 BERT and 256 mT5 tokens: text_len(_t5) must match.
             transformer=diffusers.HunyuanDiT2DModel(
                 num_attention_heads=2, attention_head_dim=8, in_channels=4, patch_size=2,
-                sample_size=_LATENT, hidden_size=16, num_layers=2, cross_attention_dim=32,
-                cross_attention_dim_t5=32, pooled_projection_dim=16, text_len=_CLIP_MAX_LENGTH,
+                sample_size=parts.LATENT, hidden_size=16, num_layers=2, cross_attention_dim=32,
+                cross_attention_dim_t5=32, pooled_projection_dim=16, text_len=parts.CLIP_MAX_LENGTH,
                 text_len_t5=256, use_style_cond_and_image_meta_size=False),
             scheduler=diffusers.DDPMScheduler(
                 beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.018,
                 clip_sample=False, steps_offset=1, prediction_type="v_prediction"),
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-            text_encoder_2=_t5_encoder(tokenizer_2), tokenizer_2=tokenizer_2,
+            text_encoder_2=parts.t5_encoder(tokenizer_2), tokenizer_2=tokenizer_2,
         ))
 
 
@@ -452,15 +251,15 @@ def _hidream(seed: int):
     import diffusers
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    with _seeded(seed):
-        tok, tok_2, tok_3, tok_4 = (_clip_tokenizer(), _clip_tokenizer(), _t5_tokenizer(),
-                                    _llama_tokenizer())
+    with parts.seeded(seed):
+        tok, tok_2, tok_3, tok_4 = (parts.clip_tokenizer(), parts.clip_tokenizer(), parts.t5_tokenizer(),
+                                    parts.llama_tokenizer())
         pipe = diffusers.HiDreamImagePipeline(
             scheduler=diffusers.FlowMatchEulerDiscreteScheduler(shift=3.0),
-            vae=_vae(16, flow=True),
-            text_encoder=_clip_text(tok, with_projection=True), tokenizer=tok,
-            text_encoder_2=_clip_text(tok_2, with_projection=True), tokenizer_2=tok_2,
-            text_encoder_3=_t5_encoder(tok_3), tokenizer_3=tok_3,
+            vae=parts.vae(16, flow=True),
+            text_encoder=parts.clip_text(tok, with_projection=True), tokenizer=tok,
+            text_encoder_2=parts.clip_text(tok_2, with_projection=True), tokenizer_2=tok_2,
+            text_encoder_3=parts.t5_encoder(tok_3), tokenizer_3=tok_3,
             text_encoder_4=LlamaForCausalLM(LlamaConfig(
                 vocab_size=len(tok_4), hidden_size=32, intermediate_size=37,
                 num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
@@ -475,11 +274,11 @@ def _hidream(seed: int):
                 num_single_layers=1, attention_head_dim=8, num_attention_heads=2,
                 caption_channels=[32, 32], text_emb_dim=64, num_routed_experts=2,
                 num_activated_experts=1, axes_dims_rope=(4, 2, 2),
-                max_resolution=(_LATENT, _LATENT), llama_layers=[0, 1]),
+                max_resolution=(parts.LATENT, parts.LATENT), llama_layers=[0, 1]),
         )
     # HiDream rescales every request to the area of default_sample_size latents (128: 1024 px).
-    pipe.default_sample_size = _LATENT
-    return _ready(pipe)
+    pipe.default_sample_size = parts.LATENT
+    return parts.ready(pipe)
 
 
 # Registry classes without one: GlmImagePipeline (its prior tokens come from sampling a GLM
@@ -507,18 +306,18 @@ _CALL_KWARGS: dict[str, dict] = {
     # cleaning needs bs4 and ftfy, which are not dependencies: without them the pipeline warns
     # on every call and skips it anyway.
     "PixArtAlphaPipeline": {"use_resolution_binning": False, "clean_caption": False,
-                            "max_sequence_length": _MAX_SEQUENCE_LENGTH},
-    "FluxPipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
-    "StableDiffusion3Pipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
-    "ZImagePipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
+                            "max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
+    "FluxPipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
+    "StableDiffusion3Pipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
+    "ZImagePipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
     # The tiny Qwen3 has three layers, not the real 36: feed the transformer all three.
-    "Flux2KleinPipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH,
+    "Flux2KleinPipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH,
                            "text_encoder_out_layers": (1, 2, 3)},
-    "CogView4Pipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
+    "CogView4Pipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
     "Kandinsky3Pipeline": {},
-    "CogView3PlusPipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
+    "CogView3PlusPipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
     "HunyuanDiTPipeline": {"use_resolution_binning": False},
-    "HiDreamImagePipeline": {"max_sequence_length": _MAX_SEQUENCE_LENGTH},
+    "HiDreamImagePipeline": {"max_sequence_length": parts.MAX_SEQUENCE_LENGTH},
 }
 
 
@@ -560,4 +359,4 @@ def call_kwargs(pipeline_class: str) -> dict:
 def clip_tokenizer():
     """A real CLIPTokenizer over an in-memory byte vocabulary (ids below CLIP's 49,408), for
     full-size random-weight pipelines that need a tokenizer but no trained vocabulary."""
-    return _clip_tokenizer()
+    return parts.clip_tokenizer()

@@ -89,13 +89,17 @@ def crop(data: bytes, policy: str, side: int) -> np.ndarray:
 
 
 def normalize(batch_u8, geo: Geometry):
-    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W), scaled and normalised as the processor does."""
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W), scaled and normalised as the processor does.
+
+    The result is a contiguous NCHW tensor, never an NHWC buffer seen through a permuted
+    (channels-last) view: torch 2.13's CPU kernels on AVX-512 machines segfault in the backward
+    of strided 1x1 convolutions fed channels-last input (docs/DESIGN.md, "Batch layout").
+    """
     import torch
 
-    x = torch.as_tensor(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float().div_(255)
-    mean = torch.tensor(geo.mean).view(1, 3, 1, 1)
-    std = torch.tensor(geo.std).view(1, 3, 1, 1)
-    return (x - mean) / std
+    x = torch.as_tensor(np.ascontiguousarray(batch_u8)).float().div_(255)
+    x = (x - torch.tensor(geo.mean)) / torch.tensor(geo.std)  # NHWC: channel is the last dim
+    return x.permute(0, 3, 1, 2).contiguous()
 
 
 def load_split(dataset: str, config: str, split: str, revision: str | None,

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 
 TABLE_MD, TABLE_PNG = "paper_table.md", "paper_table.png"
 
@@ -45,20 +50,24 @@ def table_rows(results: list[dict]) -> list[tuple[str, list[float | None]]]:
     return rows
 
 
-def markdown(rows) -> str:
+def markdown(rows, failures=()) -> str:
+    """Rows of (name, values); a name in ``failures`` is a preset whose run failed."""
+    failed = {f.preset: f for f in failures}
     head = ["method"] + [c[0] for c in columns()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, values in rows:
-        cells = ["-" if v is None else f"{100 * v:.1f}" for v in values]
+        cells = ["failed" if name in failed else "-" if v is None else f"{100 * v:.1f}"
+                 for v in values]
         lines.append("| " + " | ".join([name] + cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [f"- {f.preset}: the run failed ({f.reason()}); see {f.log}" for f in failures]
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
 def plot(rows, path: Path) -> Path:
     """The table as a heat map, values in percent, one row per method."""
     import numpy as np
 
-    from harness.report import _pyplot, _save
+    from harness.plots import _pyplot, _save
 
     plt = _pyplot()
     cols = columns()
@@ -77,12 +86,15 @@ def plot(rows, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_table(results_files: list[Path], out: Path) -> tuple[Path, Path]:
-    results = [json.loads(Path(f).read_text()) for f in results_files]
-    rows = table_rows(results)
+def write_table(outcomes: list, out: Path) -> tuple[Path, Path]:
+    """The table of results files and failed presets (``PresetFailure``), in that order."""
+    rows, failures = [], [o for o in outcomes if isinstance(o, PresetFailure)]
+    for o in outcomes:
+        rows += [(o.preset, [None] * len(columns()))] if isinstance(o, PresetFailure) else \
+            table_rows([json.loads(Path(o).read_text())])
     out.mkdir(parents=True, exist_ok=True)
     md = out / TABLE_MD
-    md.write_text(markdown(rows))
+    md.write_text(markdown(rows, failures))
     return md, plot(rows, out / TABLE_PNG)
 
 
@@ -97,37 +109,74 @@ def _tiny_model(preset: str, folder: Path) -> str:
     return f"init:{preset}:tiny"
 
 
-def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
-                extra: list[str]) -> list[Path]:
-    """``harness/run.py --preset P --protocol paper`` for each preset; its results files."""
-    import gc
-    import os
+@dataclass
+class PresetFailure:
+    """A preset whose run died or failed: its row in the table says so."""
 
+    preset: str
+    returncode: int
+    log: Path
+
+    def reason(self) -> str:
+        if self.returncode < 0:
+            try:
+                return f"killed by {signal.Signals(-self.returncode).name}"
+            except ValueError:
+                return f"killed by signal {-self.returncode}"
+        return f"exit status {self.returncode}"
+
+
+def _run_child(argv: list[str], log: Path) -> int:
+    """``python -m harness.run ARGV`` in its own process, its output shown and kept in log.
+
+    One process per preset: a native crash (a segfaulting CPU kernel) or an out-of-memory kill
+    costs that preset's row, not the table.
+    """
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8") as keep:
+        child = subprocess.Popen([sys.executable, "-m", "harness.run", *argv],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 errors="replace")
+        for line in child.stdout:
+            sys.stdout.write(line)
+            keep.write(line)
+        return child.wait()
+
+
+def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
+                extra: list[str]) -> list:
+    """``harness/run.py --preset P --protocol paper`` for each preset, each in a child process;
+    per preset, its results file or a ``PresetFailure``."""
     from harness import run as harness_run
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise iab.BenchmarkError("paper_table runs the presets one after another in one "
-                                 "process: start it with python, not accelerate launch (each "
-                                 "preset alone: accelerate launch harness/run.py --preset P)")
-    files = []
+        raise iab.BenchmarkError("paper_table runs the presets one after another: start it "
+                                 "with python, not accelerate launch (each preset alone: "
+                                 "accelerate launch harness/run.py --preset P)")
+    outcomes = []
     for name in presets:
         folder = out / name
         argv = ["--preset", name, "--protocol", "paper", "--dataset", dataset,
                 "--output-dir", str(folder), *extra]
         if tiny:
             argv += ["--model", _tiny_model(name, out / "models")]
-        args = harness_run.parse_args(argv)
+        args = harness_run.parse_args(argv)  # bad settings fail here, before any child runs
         done = sorted(folder.glob("results_*.json"))
         if done:
             _check_same_settings(done[-1], args)
-        else:  # --resume: an interrupted preset continues from its last epoch
-            print(f"\n== {name}: harness/run.py {' '.join(argv)} --resume", flush=True)
-            args.resume = True
-            harness_run.main(args)
-            done = sorted(folder.glob("results_*.json"))
-            gc.collect()  # the finished preset's model and optimiser, before the next
-        files.append(done[-1])
-    return files
+            outcomes.append(done[-1])
+            continue
+        # --resume: an interrupted (or crashed) preset continues from its last epoch
+        print(f"\n== {name}: harness/run.py {' '.join(argv)} --resume", flush=True)
+        code = _run_child([*argv, "--resume"], folder / "run.log")
+        done = sorted(folder.glob("results_*.json"))
+        if code != 0 or not done:
+            outcomes.append(PresetFailure(name, code, folder / "run.log"))
+            print(f"== {name} failed ({outcomes[-1].reason()}); the table goes on without it "
+                  f"(log: {folder / 'run.log'})", flush=True)
+            continue
+        outcomes.append(done[-1])
+    return outcomes
 
 
 RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", "lr",
@@ -178,15 +227,20 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    files = args.from_results
-    if not files:
+    outcomes = args.from_results
+    if not outcomes:
         extra = []
         for flag in ("epochs", "lr", "batch_size"):
             if getattr(args, flag) is not None:
                 extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        files = run_presets(args.dataset, out, args.presets, args.tiny, extra)
-    md, png = write_table(files, out)
+        outcomes = run_presets(args.dataset, out, args.presets, args.tiny, extra)
+    md, png = write_table(outcomes, out)
+    failures = [o for o in outcomes if isinstance(o, PresetFailure)]
     print("\n" + md.read_text() + f"\nwrote {md} and {png}")
+    if failures:
+        print(f"{len(failures)} preset(s) failed: {', '.join(f.preset for f in failures)}; "
+              "rerun the same command to retry them (finished presets are kept)")
+        return 1
     return 0
 
 

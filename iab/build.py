@@ -60,20 +60,6 @@ class ShardRecord:
     sha256: str
 
 
-@dataclass(frozen=True)
-class ImageStat:
-    """One published image, as the dataset card's tables count it."""
-
-    label: str
-    semantic: str
-    fold: str
-    format: str
-    width: int
-    height: int
-    nbytes: int
-    jpeg_quality: int | None
-
-
 @dataclass
 class BuildReport:
     out: Path
@@ -198,12 +184,12 @@ def _write_parts(rows: list[dict], root: Path, path_of) -> list[ShardRecord]:
 
 
 def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
-                 ) -> tuple[list[ShardRecord], list[ImageStat]]:
+                 ) -> tuple[list[ShardRecord], list[shards.ImageStat]]:
     """Publish one (label, semantic): fold shards, degraded shards, and per-image stats."""
     label, semantic, by_file, root = task
     root_path = Path(root)
     published: list[tuple[RowRef, dict]] = []
-    stats: list[ImageStat] = []
+    stats: list[shards.ImageStat] = []
     for file, refs in by_file:
         path = Path(file)
         rows = _read_rows(path, [r.row for r in refs])
@@ -225,8 +211,9 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
                     f"says {row['format']} {row['width']}x{row['height']}")
             row["image"] = {"bytes": data, "path": name}
             published.append((ref, row))
-            stats.append(ImageStat(label, semantic, ref.fold, facts.format, facts.width,
-                                   facts.height, len(data), facts.jpeg_quality))
+            stats.append(shards.ImageStat(label, semantic, ref.fold, facts.format,
+                                          facts.width, facts.height, len(data),
+                                          facts.jpeg_quality))
     published.sort(key=lambda p: (p[0].prompt_id, p[0].image_index))
 
     records: list[ShardRecord] = []
@@ -341,7 +328,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     try:
         tasks = _tasks(refs, files, tmp)
         records: list[ShardRecord] = []
-        stats: list[ImageStat] = []
+        stats: list[shards.ImageStat] = []
         bar = tqdm(total=len(refs), desc="build", unit="img", disable=not progress)
         if num_proc > 1:
             with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn")) as pool:

@@ -15,7 +15,7 @@ import yaml
 import imageattributionbench as iab
 
 if TYPE_CHECKING:
-    from iab.build import ImageStat
+    from iab.shards import ImageStat
 
 
 def template_text() -> str:

@@ -100,7 +100,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             from harness import paper_table
 
             # every method of the paper, tiny, under --protocol paper: one table
-            paper_table.main(paper_table.parse_args(
+            return paper_table.main(paper_table.parse_args(
                 ["--dataset", str(Path(args.out) / "repo"), "--out",
                  str(Path(args.out) / "paper_table"), "--tiny", "--epochs", "6", "--lr",
                  "0.01", "--batch-size", "16"]))
@@ -170,17 +170,6 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
     d.set_defaults(func=_cmd_demo)
     return p
-
-
-def run_script(main_fn) -> None:
-    """Run a script's ``main`` and exit with its status; a BenchmarkError (bad input) exits 2
-    with its message and no traceback, as every command of the project does."""
-    try:
-        code = main_fn()
-    except iab.BenchmarkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        code = 2
-    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -194,3 +194,17 @@ def make_row(data: bytes, label: str, semantic: str, prompt_id: str, *, image_in
         "format": facts.format,
         "sha256": iab.sha256_hex(data),
     }
+
+
+@dataclass(frozen=True)
+class ImageStat:
+    """One published image, as the dataset card's tables count it."""
+
+    label: str
+    semantic: str
+    fold: str
+    format: str
+    width: int
+    height: int
+    nbytes: int
+    jpeg_quality: int | None

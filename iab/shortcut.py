@@ -18,7 +18,7 @@ import numpy as np
 import imageattributionbench as iab
 
 if TYPE_CHECKING:
-    from iab.build import ImageStat
+    from iab.shards import ImageStat
 
 K = 5
 FORMATS = ("PNG", "JPEG", "WEBP")

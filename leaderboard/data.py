@@ -2,7 +2,7 @@
 
 A results folder holds ``<model org>/<model name>/results_<time>.json`` files (the layout
 ``harness.report.push_report`` writes into the results dataset repo). :func:`load_board` reads
-every one, keeps those that pass :func:`harness.results.validate_results` (and, when asked, were
+every one, keeps those that pass :func:`harness.results_check.validate_results` (and, when asked, were
 run on the expected dataset revision), lists the others with the reason, and keeps the latest
 valid file per model id. The table and chart helpers turn a :class:`Board` into pandas frames.
 
@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 import imageattributionbench as iab
-from harness.results import METHODS, leaderboard_values, validate_results
+from harness.results import METHODS, leaderboard_values
+from harness.results_check import validate_results
 
 RESULTS_GLOB = "results_*.json"
 # Reasons are shown in a table cell: the first few problems say enough to fix a file.

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.cli import run_script
+from iab.scripts import run_script
 from methods import METHODS
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))

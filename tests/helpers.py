@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,24 @@ from PIL import Image
 
 import imageattributionbench as iab
 from iab import shards
+
+
+def binomial_tail(correct: int, n: int, chance: float) -> float:
+    """P(at least ``correct`` of ``n`` right) for a classifier guessing at ``chance``."""
+    return sum(math.comb(n, k) * chance ** k * (1 - chance) ** (n - k)
+               for k in range(correct, n + 1))
+
+
+def assert_above_chance(accuracy: float, n: int, chance: float, alpha: float = 1e-3) -> None:
+    """Learning, proven: an accuracy that guessing reaches with probability below ``alpha``.
+
+    This holds on any CPU's numerics as long as the model learns at all, where a fixed
+    threshold tuned on one machine fails on another (AVX2 vs AVX-512 kernels).
+    """
+    correct = round(accuracy * n)
+    p = binomial_tail(correct, n, chance)
+    assert p < alpha, (f"{correct}/{n} correct ({accuracy:.3f}) is within chance "
+                       f"({chance:.3f}): P(guessing does as well) = {p:.2g} >= {alpha}")
 
 
 def png(seed: int = 0, size: int = 16) -> bytes:

@@ -18,7 +18,7 @@ from leaderboard_fixtures import (
 
 import imageattributionbench as iab
 from harness.report import push_report
-from harness.results import write_results
+from harness.results_io import write_results
 from leaderboard import charts
 from leaderboard.data import (
     MODEL_COLUMN,

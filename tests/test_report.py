@@ -22,13 +22,9 @@ from harness.report import (
     write_report,
     write_samples,
 )
-from harness.results import (
-    RESULTS_SCHEMA_VERSION,
-    leaderboard_values,
-    load_results,
-    validate_results,
-    write_results,
-)
+from harness.results import RESULTS_SCHEMA_VERSION, leaderboard_values
+from harness.results_check import validate_results
+from harness.results_io import load_results, write_results
 
 from leaderboard_fixtures import LABELS, confusion
 

@@ -47,7 +47,7 @@ def _stats(repo):
     """ImageStat rows of a built repo's data shards, as the card saw them."""
     import pyarrow.parquet as pq
 
-    from iab.build import ImageStat
+    from iab.shards import ImageStat
 
     out = []
     for f in sorted((repo / "data").rglob("*.parquet")):
