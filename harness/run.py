@@ -297,7 +297,8 @@ def main(args: argparse.Namespace) -> int:
                     n_samples[f"{config}/{split}"] = len(pred.labels)
                     samples.setdefault(config, []).extend(
                         {"protocol": config, "split": split, "sha256": pred.sha256[i],
-                         "generator": pred.generators[i], "semantic": pred.semantics[i],
+                         "generator": pred.generators[i], "prompt_id": pred.prompt_ids[i],
+                         "image_index": pred.image_indices[i], "semantic": pred.semantics[i],
                          "label": int(pred.labels[i]), "prediction": int(pred.predictions[i]),
                          "score": float(pred.probabilities[i].max()),
                          "probabilities": pred.probabilities[i].tolist()}

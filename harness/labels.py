@@ -1,0 +1,18 @@
+"""The label check of a trained attributor, torch-free: the leaderboard's Submit tab runs the
+harness's own check on a model's config.json before queueing it."""
+
+from __future__ import annotations
+
+import imageattributionbench as iab
+
+
+def label_index(id2label: dict) -> list[int]:
+    """Benchmark label id of each model output, or a clear error naming what does not fit."""
+    names = [id2label[i] for i in sorted(id2label, key=int)]
+    unknown = [n for n in names if n not in iab.LABEL_IDS]
+    if unknown:
+        raise iab.BenchmarkError(
+            f"the model's labels {', '.join(map(repr, unknown))} are not benchmark labels; a "
+            f"scored model's id2label must use these names: {', '.join(iab.LABELS)} (or "
+            "fine-tune it: --method finetune)")
+    return [iab.LABEL_IDS[n] for n in names]
