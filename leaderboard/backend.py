@@ -184,14 +184,19 @@ def run_request(api, args, path: str, request: dict) -> dict:
         results_path = publish(api, args.results_repo, out)
         return mark(FINISHED, results=results_path, dataset_revision=dataset_revision)
     except (KeyboardInterrupt, SystemExit):
-        # stopped, not failed: the next backend runs it again
-        update_request(api, args.requests_repo, path,
-                       lambda r: mine(r) and history(r, PENDING, backend=None, started_at=None,
-                                                     reason="requeued: its backend was stopped"),
-                       f"Requeue {path}")
-        raise
+        raise  # stopped, not failed: main() puts the request back
     except Exception as e:
         return mark(FAILED, reason=f"{type(e).__name__}: {e}"[:1000], log_tail=_tail(log))
+
+
+def requeue(api, args, path: str) -> None:
+    """Put a request this backend holds back to PENDING: it was stopped, not failed."""
+    update_request(api, args.requests_repo, path,
+                   lambda r: history(r, PENDING, backend=None, started_at=None,
+                                     reason="requeued: its backend was stopped")
+                   if r.get("backend") == args.name and r["status"] == RUNNING else None,
+                   f"Requeue {path}")
+    print(f"{path}: back to PENDING", flush=True)
 
 
 def _stop(signum, frame):
@@ -218,8 +223,12 @@ def main(args: argparse.Namespace) -> int:
             continue
         path, request = claimed
         print(f"claimed {path}: {request['model']}@{request['model_sha'][:7]}", flush=True)
-        fault_point("leaderboard.backend.claimed")
-        final = run_request(api, args, path, request)
+        try:
+            fault_point("leaderboard.backend.claimed")
+            final = run_request(api, args, path, request)
+        except (KeyboardInterrupt, SystemExit):
+            requeue(api, args, path)
+            raise
         status = final["status"] if final else "taken over by another backend"
         print(f"{path}: {status}" + (f" ({final['reason']})" if final and final.get("reason")
                                      else ""), flush=True)

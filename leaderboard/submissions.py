@@ -130,6 +130,8 @@ def check_model(api: "HfApi", model_id: str, revision: str | None) -> tuple[str,
     except RevisionNotFoundError:
         raise iab.BenchmarkError(f"{model_id} has no revision {revision!r}") from None
     except RepositoryNotFoundError:
+        if revision and _exists(api, model_id):  # some servers answer a bad revision so
+            raise iab.BenchmarkError(f"{model_id} has no revision {revision!r}") from None
         raise iab.BenchmarkError(f"no model {model_id} on the Hub (a private model cannot be "
                                  "evaluated: make it public)") from None
     card = info.card_data.to_dict() if info.card_data else {}
@@ -153,6 +155,14 @@ def check_model(api: "HfApi", model_id: str, revision: str | None) -> tuple[str,
                                  "attributor names its outputs with benchmark labels")
     label_index(id2label)
     return info.sha, str(license_)
+
+
+def _exists(api: "HfApi", model_id: str) -> bool:
+    try:
+        api.model_info(model_id)
+        return True
+    except Exception:
+        return False
 
 
 def _same(a: dict, b: dict) -> bool:
