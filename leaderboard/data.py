@@ -241,9 +241,11 @@ def load_board(root: str | os.PathLike, dataset_revision: str | None = None, *,
 def fetch_results_repo(repo_id: str, revision: str | None = None,
                        local_dir: str | os.PathLike | None = None) -> Path:
     """Download the results and samples files of the dataset repo ``repo_id``; returns the
-    folder."""
-    from huggingface_hub import snapshot_download
+    folder. Raises when the Hub cannot be reached (rather than quietly handing back an old
+    cached copy), so the board can say so."""
+    from huggingface_hub import HfApi, snapshot_download
 
-    return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
+    sha = HfApi().repo_info(repo_id, repo_type="dataset", revision=revision).sha
+    return Path(snapshot_download(repo_id, repo_type="dataset", revision=sha,
                                   allow_patterns=[f"**/{RESULTS_GLOB}", f"**/{SAMPLES_GLOB}"],
                                   local_dir=local_dir))

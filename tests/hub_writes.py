@@ -119,14 +119,16 @@ class RecordingHub:
 
     # -- server -----------------------------------------------------------------------------
 
-    def start(self) -> "RecordingHub":
+    def start(self, port: int = 0) -> "RecordingHub":
+        """Serve on ``port`` (0: any free one; a test of a client that starts before its Hub
+        names the port it was given)."""
         self.olah.start()
         hub = self
 
         class Handler(_Handler):
             recording = hub
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

@@ -265,3 +265,23 @@ def test_a_pushed_results_file_appears_after_reload(root, tmp_path):
     board = source.reload()
     assert main_table(board)[MODEL].iloc[0] == "epsilon/new-model"
     assert fetched == ["ImageAttributionBench/ImageAttributionBench-results"] * 2
+
+
+def test_an_unreachable_results_repo_keeps_the_page_up(root):
+    calls = []
+
+    def fetch(repo_id):
+        calls.append(repo_id)
+        if len(calls) == 1:
+            raise ConnectionError("the Hub is down")
+        return root
+
+    source = Source(results_repo="org/results", fetch=fetch, verify=False, retry_s=7)
+    board = source.reload()  # never raises
+    assert board.entries == [] and source.needs_retry()
+    assert "could not be read from the results repo org/results (ConnectionError: the Hub is " \
+        "down)" in source.banner() and "retrying every 7 s" in source.banner()
+    version = source.version
+    board = source.reload()
+    assert len(board.ranked()) == 3 and source.version == version + 1
+    assert not source.needs_retry() and source.banner().startswith("Results from the results")
