@@ -279,8 +279,8 @@ def test_an_unreachable_results_repo_keeps_the_page_up(root):
     source = Source(results_repo="org/results", fetch=fetch, verify=False, retry_s=7)
     board = source.reload()  # never raises
     assert board.entries == [] and source.needs_retry()
-    assert "could not be read from the results repo org/results (ConnectionError: the Hub is " \
-        "down)" in source.banner() and "retrying every 7 s" in source.banner()
+    assert "could not be read from the results repo org/results** (ConnectionError: the Hub " \
+        "is down)" in source.banner() and "retrying every 7 s" in source.banner()
     version = source.version
     board = source.reload()
     assert len(board.ranked()) == 3 and source.version == version + 1
