@@ -16,7 +16,8 @@ from harness.results import METHODS
 from leaderboard import charts, ui_submit
 from leaderboard.data import Board
 from leaderboard.source import HUB_RESULTS_REPO, Source
-from leaderboard.tables import (INFO_COLUMNS, RANK, TASK_COLUMNS, confusion_table, display_name,
+from leaderboard.tables import (DATE, FAMILY, INFO_COLUMNS, METHOD, MODEL, PARAMS, RANK, REVISION,
+                                TASK_COLUMNS, VERIFIED, confusion_table, display_name,
                                 families, generator_table, main_table, model_info_table,
                                 per_generator_table, per_semantic_table, rejected_table,
                                 robustness_table, semantic_table, split_choices, unranked_table,
@@ -24,6 +25,8 @@ from leaderboard.tables import (INFO_COLUMNS, RANK, TASK_COLUMNS, confusion_tabl
 from leaderboard.verify import TOLERANCE
 
 ALL = "all"
+WIDTHS = {RANK: "64px", MODEL: "300px", FAMILY: "130px", METHOD: "120px", VERIFIED: "130px",
+          DATE: "110px", REVISION: "110px", PARAMS: "100px"}
 POLL_S = 5.0  # how often a page asks whether the board changed (cheap: a version number)
 SORT_CHOICES = [(t.name, t.id) for t in iab.LEADERBOARD_TASKS] + [("Model id", "model")]
 TASK_NAMES = {t.id: t.name for t in iab.LEADERBOARD_TASKS}
@@ -38,10 +41,11 @@ NEEDS = {"standard_accuracy": "the standard protocol",
 
 
 def styled(df: pd.DataFrame):
-    """One decimal for every percentage, blank for a value the run does not have; the cell
-    keeps the number, so sorting a column sorts numbers."""
-    tasks = [c for c in df.columns if c in TASK_COLUMNS.values()]
-    style = df.style.format("{:.1f}", subset=tasks, na_rep="")
+    """One decimal for every percentage (every float column), blank for a value the run does
+    not have; the cell keeps the number, so sorting a column sorts numbers."""
+    floats = [c for c in df.columns if c != RANK and (c in TASK_COLUMNS.values() or
+                                                      pd.api.types.is_float_dtype(df[c]))]
+    style = df.style.format("{:.1f}", subset=floats, na_rep="")
     if RANK in df.columns:
         style = style.format("{:.0f}", subset=[RANK], na_rep="")
     return style
@@ -53,10 +57,11 @@ def _datatypes(df: pd.DataFrame) -> list[str]:
 
 def table_view(board: Board, methods, fams, protocol, sort_by, columns):
     df = main_table(board, methods=list(methods or []), protocol=protocol, sort_by=sort_by,
-                    families=list(fams) if fams is not None else None)
+                    families=list(fams) if fams else None)
     keep = INFO_COLUMNS + [c for t, c in TASK_COLUMNS.items() if t in (columns or [])]
     df = df[[c for c in df.columns if c in keep]]
-    return gr.update(value=styled(df), datatype=_datatypes(df))
+    return gr.update(value=styled(df), datatype=_datatypes(df),
+                     column_widths=[WIDTHS.get(c, "120px") for c in df.columns])
 
 
 def blanks_note(board: Board) -> str:
@@ -149,8 +154,8 @@ def detail(board: Board, key: str | None, protocol_split: str | None):
                                     f"{name}: {protocol_split}"),
             charts.generator_figure(generator_table(entry, protocol_split),
                                     f"{name}: accuracy per true label, {protocol_split}"),
-            generator_table(entry, protocol_split).drop(columns=["chance"]),
-            per_semantic_table(entry), per_generator_table(entry))
+            styled(generator_table(entry, protocol_split).drop(columns=["chance"])),
+            styled(per_semantic_table(entry)), styled(per_generator_table(entry)))
 
 
 def _frame(df: pd.DataFrame, **kw) -> gr.Dataframe:
@@ -171,8 +176,8 @@ def build_demo(source: Source) -> gr.Blocks:
                 with gr.Row():
                     methods = gr.CheckboxGroup(list(METHODS), value=list(METHODS),
                                                label="Method", elem_id="filter-method")
-                    fams = gr.Dropdown(families(board0), value=families(board0),
-                                       multiselect=True, label="Method family",
+                    fams = gr.Dropdown(families(board0), value=[], multiselect=True,
+                                       label="Method family (none chosen: all)",
                                        elem_id="filter-family")
                     protocol = gr.Dropdown([ALL, *iab.PROTOCOLS], value=ALL,
                                            label="Has protocol", elem_id="filter-protocol")
@@ -183,18 +188,17 @@ def build_demo(source: Source) -> gr.Blocks:
                                                value=all_tasks, label="Columns",
                                                elem_id="columns")
                     reload_btn = gr.Button("Reload results", elem_id="reload", scale=0)
-                first = table_view(board0, METHODS, families(board0), ALL, "standard_accuracy",
-                                   all_tasks)
+                first = table_view(board0, METHODS, [], ALL, "standard_accuracy", all_tasks)
                 table = gr.Dataframe(first["value"], datatype=first["datatype"],
                                      interactive=False, elem_id="main-table", wrap=True,
                                      show_search="search", pinned_columns=2,
-                                     latex_delimiters=[],
+                                     latex_delimiters=[], column_widths=first["column_widths"],
                                      label="Ranked: one row per model folder (its latest "
                                            "valid results file)")
                 notes = gr.Markdown(blanks_note(board0), elem_id="table-notes")
                 unverified = _frame(verification_table(board0), elem_id="unverified-table",
                                     label="Not verified, and why")
-                unranked = _frame(unranked_table(board0), elem_id="unranked-table",
+                unranked = _frame(styled(unranked_table(board0)), elem_id="unranked-table",
                                   label="Not ranked: other dataset revisions, local builds, "
                                         "conflicts")
             with gr.Tab("Robustness", id="robustness"):
@@ -243,19 +247,16 @@ def build_demo(source: Source) -> gr.Blocks:
             board = source.board()
             keys = _entry_choices(board)
             fam_choices = families(board)
-            fam = [f for f in (fam or []) if f in fam_choices] + [
-                f for f in fam_choices if f not in families_seen]
-            families_seen.update(fam_choices)
+            fam = [f for f in (fam or []) if f in fam_choices]
             return (source.version, source.banner(), table_view(board, m, fam, p, s, cols),
-                    blanks_note(board), verification_table(board), unranked_table(board),
+                    blanks_note(board), verification_table(board),
+                    styled(unranked_table(board)),
                     charts.robustness_figure(robustness_table(board)),
                     charts.semantic_figure(semantic_table(board)), rejected_table(board),
                     about_markdown(board, source),
                     gr.update(choices=keys, value=chosen if chosen in [k for _, k in keys]
                               else (keys[0][1] if keys else None)),
                     gr.update(choices=fam_choices, value=fam), ui_submit.queue_table(source))
-
-        families_seen = set(families(board0))
 
         def reload(*a):
             source.reload()
