@@ -58,8 +58,10 @@ def main(args: argparse.Namespace) -> None:
                     verify=args.verify, require_verified=args.require_verified,
                     requests_repo=args.requests_repo, refresh_s=args.refresh,
                     retry_s=args.retry)
-    source.reload()  # never raises: an unreachable repo gives an empty board and a banner
-    source.start_refresher()
+    # Up at once: a quick load without the check (it never raises: an unreachable repo gives
+    # an empty board and a banner); the refresher verifies every entry straight after.
+    source.reload(check=False)
+    source.start_refresher(now=args.verify)
     build_demo(source).launch(server_name=args.host, server_port=args.port)
 
 

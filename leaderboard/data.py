@@ -216,22 +216,23 @@ def load_board(root: str | os.PathLike, dataset_revision: str | None = None, *,
         if e.folder in latest:
             board.superseded.append(latest[e.folder])
         latest[e.folder] = e
-    entries = list(latest.values())
-    folders_of: dict[str, list[str]] = {}
-    for e in entries:
-        folders_of.setdefault(e.model_id, []).append(e.folder)
     checked = []
-    for e in entries:
-        others = [f for f in folders_of[e.model_id] if f != e.folder]
-        if others:
-            e = replace(e, conflict=f"conflict: {', '.join(others)}/ also claim model id "
-                                    f"{e.model_id!r}; not ranked until one is removed")
+    for e in latest.values():
         if verifier is not None:
             e = replace(e, verification=verifier(e.results, root / e.path))
             if require_verified and not e.verification.verified:
                 board.rejected.append(Rejected(e.path, f"not verified: {e.verification.reason}"))
                 continue
         checked.append(e)
+    folders_of: dict[str, list[str]] = {}
+    for e in checked:
+        folders_of.setdefault(e.model_id, []).append(e.folder)
+    for i, e in enumerate(checked):
+        others = [f for f in folders_of[e.model_id] if f != e.folder]
+        if others:
+            checked[i] = replace(e, conflict=f"conflict: {', '.join(others)}/ also claim model "
+                                             f"id {e.model_id!r}; not ranked until one is "
+                                             "removed")
     board.entries = checked
     board.ranked_dataset = _choose_ranked([e for e in checked if not e.conflict], dataset,
                                           dataset_revision)

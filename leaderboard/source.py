@@ -20,6 +20,7 @@ from pathlib import Path
 import imageattributionbench as iab
 from leaderboard.data import Board, Verifier, fetch_results_repo, load_board
 from leaderboard.intake import shorten
+from leaderboard.verify import UNCHECKED
 
 HUB_RESULTS_REPO = f"{iab.HUB_REPO_ID}-results"
 REFRESH_S = 600.0
@@ -71,8 +72,9 @@ class Source:
         except Exception as e:  # the board stays up without its queue
             self.queue_error = shorten(f"{type(e).__name__}: {e}", 300)
 
-    def reload(self) -> Board:
-        """Load again; on failure keep the last board and say why in :attr:`error`."""
+    def reload(self, check: bool = True) -> Board:
+        """Load again; on failure keep the last board and say why in :attr:`error`. With
+        ``check`` False entries are not verified (a quick first look; the refresher checks)."""
         self.reload_queue()
         with self._lock:
             try:
@@ -82,7 +84,7 @@ class Source:
                     raise FileNotFoundError(f"no folder {folder}")
                 board = load_board(folder, self.dataset_revision, dataset=self.dataset,
                                    layout="repo" if self.results_repo else "runs",
-                                   verifier=self.verifier,
+                                   verifier=self.verifier if check else None,
                                    require_verified=self.require_verified)
             except Exception as e:  # unreachable repo, network, disk: the page stays up
                 self.error = shorten(f"{type(e).__name__}: {e}", 300)
@@ -104,12 +106,15 @@ class Source:
         return bool(self.error) or (board is not None and any(
             e.verification.retry for e in board.entries))
 
-    def start_refresher(self) -> None:
-        """Reload in a daemon thread: every ``refresh_s``, or ``retry_s`` while it must."""
+    def start_refresher(self, now: bool = False) -> None:
+        """Reload in a daemon thread: every ``refresh_s``, or ``retry_s`` while it must; with
+        ``now``, a first reload at once (the full check after a quick unchecked start)."""
         if self._thread is not None:
             return
 
         def loop():
+            if now:
+                self.reload()
             while True:
                 time.sleep(self.retry_s if self.needs_retry() else self.refresh_s)
                 self.reload()
@@ -128,4 +133,8 @@ class Source:
                     f"Showing {'the last results read' if self.loaded_at else 'nothing yet'}; "
                     f"retrying every {self.retry_s:g} s.")
         when = f", read {self.loaded_at}" if self.loaded_at else ""
-        return f"Results from {self.where()}{when}; refreshed every {self.refresh_s:g} s."
+        waiting = sum(e.verification.status == UNCHECKED for e in self.board().entries)
+        checking = (f" Checking {waiting} entr{'y' if waiting == 1 else 'ies'} against "
+                    "their samples..." if waiting and self.verifier else "")
+        return f"Results from {self.where()}{when}; refreshed every {self.refresh_s:g} s." + \
+            checking

@@ -46,8 +46,9 @@ def start_hub(root: Path, build: Path) -> RecordingHub:
 
 
 def backend(hub: RecordingHub, work: Path, *args: str, fault: str | None = None,
-            timeout: float = 600) -> subprocess.CompletedProcess:
-    """``python -m leaderboard.backend`` against this Hub, on the CPU, one process."""
+            timeout: float = 600, wait: bool = True):
+    """``python -m leaderboard.backend`` against this Hub, on the CPU, one process: its
+    CompletedProcess, or with ``wait=False`` the running Popen."""
     env = hub.env(SPACE_TOKEN, OMP_NUM_THREADS="1", ACCELERATE_USE_CPU="1",
                   GRADIO_ANALYTICS_ENABLED="False")
     env.pop("IAB_FAULT", None)
@@ -57,6 +58,9 @@ def backend(hub: RecordingHub, work: Path, *args: str, fault: str | None = None,
            "--results-repo", RESULTS, "--protocol", "standard", "--work-dir", str(work),
            "--accelerate-args", "--num_processes 1 --num_machines 1 --dynamo_backend no",
            *args]
+    if not wait:
+        return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     return subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

@@ -89,9 +89,13 @@ def test_two_backends_never_claim_the_same_request(hub, empty_queue):
 
 
 def test_a_crashing_run_is_marked_failed_with_its_log(hub, empty_queue, tmp_path):
+    # a looping backend, started before there is anything to do, picks the request up
+    waiting = backend(hub, tmp_path, "--loop", "--interval", "1", "--max-requests", "1",
+                      fault="harness.run.main:segv", wait=False)
     path, _ = submit(empty_queue, REQUESTS, MODEL, "main", "score", "float32")
-    done = backend(hub, tmp_path, fault="harness.run.main:segv")
-    assert done.returncode == 0, done.stderr[-2000:]
+    out, err = waiting.communicate(timeout=600)
+    assert waiting.returncode == 0, err[-2000:]
+    assert f"claimed {path}" in out
     request = _status(empty_queue, path)
     assert request["status"] == FAILED
     assert "killed by SIGSEGV" in request["reason"] or "exited with status" in request["reason"]

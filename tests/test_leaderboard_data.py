@@ -285,3 +285,14 @@ def test_an_unreachable_results_repo_keeps_the_page_up(root):
     board = source.reload()
     assert len(board.ranked()) == 3 and source.version == version + 1
     assert not source.needs_retry() and source.banner().startswith("Results from the results")
+
+
+def test_the_page_starts_before_the_check_and_the_check_follows(root):
+    source = Source(results_dir=root)
+    board = source.reload(check=False)  # what the app shows at once
+    assert {e.verification.status for e in board.entries} == {"not checked yet"}
+    assert "Checking 4 entries against their samples" in source.banner()
+    board = source.reload()  # the refresher's first round
+    assert {e.verification.status for e in board.entries} == {"self-reported"}
+    assert "no samples file" in board.entry("acme/vit-small").verification.reason
+    assert "Checking" not in source.banner()

@@ -181,3 +181,20 @@ def test_the_verifier_checks_a_file_once_until_it_changes(scored, labels, metric
     results["protocols"]["standard"]["splits"]["test"]["accuracy"] = 0.99
     path.write_text(json.dumps(results) + " ")  # another size: another version of the file
     assert verifier(results, path).status == SELF_REPORTED
+
+
+def test_a_board_that_requires_verified_numbers_rejects_the_others(scored, labels, metric,
+                                                                   tmp_path):
+    from leaderboard.data import load_board
+
+    _copy_run(scored, tmp_path / "results" / "good")
+    path, results = _copy_run(scored, tmp_path / "results" / "edited")
+    results["protocols"]["standard"]["splits"]["test"]["accuracy"] = 0.99
+    path.write_text(json.dumps(results))
+    board = load_board(tmp_path / "results", verifier=Verifier(labels, metric),
+                       require_verified=True)
+    assert [e.folder for e in board.entries] == ["good"]
+    assert board.entry("good").conflict == ""  # a rejected file claims nothing
+    (rejected,) = board.rejected
+    assert rejected.path.startswith("edited/") and rejected.reason.startswith(
+        "not verified: standard/test accuracy: the file says 0.99")
