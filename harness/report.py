@@ -151,7 +151,7 @@ def push_report(out_dir: str | os.PathLike, repo_id: str, *, api: "HfApi | None"
                 results_repo: str | None = None) -> str:
     """Upload a :func:`write_report` folder to the model repo ``repo_id`` (created if needed);
     with ``results_repo``, also put its results JSON in that dataset repo at
-    :func:`results_repo_path`. Returns the model repo's URL.
+    :func:`results_repo_path`, and its samples files beside it. Returns the model repo's URL.
 
     The token is ``token``, else the api's own, else the saved login or ``HF_TOKEN``; without
     one nothing is called and a BenchmarkError says how to log in.
@@ -173,8 +173,14 @@ def push_report(out_dir: str | os.PathLike, repo_id: str, *, api: "HfApi | None"
                       commit_message=f"{iab.BENCHMARK_NAME} {results['benchmark_version']} "
                                      f"results ({results['created_at']})")
     if results_repo:
-        api.upload_file(path_or_fileobj=str(results_file),
-                        path_in_repo=results_repo_path(results), repo_id=results_repo,
-                        repo_type="dataset", token=token,
-                        commit_message=f"Add results of {results['model']['id']}")
+        # the samples go beside the results: the leaderboard verifies every number from them
+        dest = results_repo_path(results)
+        folder = dest.rsplit("/", 1)[0]
+        files = [(results_file, dest)] + [
+            (p, f"{folder}/{p.name}") for p in sorted(out.glob(
+                f"samples_*_{iso_slug(results['created_at'])}.parquet"))]
+        for local, remote in files:
+            api.upload_file(path_or_fileobj=str(local), path_in_repo=remote,
+                            repo_id=results_repo, repo_type="dataset", token=token,
+                            commit_message=f"Add results of {results['model']['id']}")
     return str(url)

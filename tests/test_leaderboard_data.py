@@ -258,9 +258,14 @@ def test_a_pushed_results_file_appears_after_reload(root, tmp_path):
     out = tmp_path / "run"
     write_results(make_results("epsilon/new-model", standard=95,
                                created_at="2026-12-01T00:00:00Z"), out)
+    (out / "samples_standard_2026-12-01T00-00-00Z.parquet").write_bytes(b"PAR1")
+    (out / "samples_standard_2025-01-01T00-00-00Z.parquet").write_bytes(b"another run's")
     push_report(out, "epsilon/new-model", api=FakeHfApi(root),
                 results_repo="ImageAttributionBench/ImageAttributionBench-results")
     assert (root / "epsilon/new-model/results_2026-12-01T00-00-00Z.json").is_file()
+    # its samples go beside it (the board verifies from them), another run's do not
+    assert sorted(p.name for p in (root / "epsilon/new-model").glob("samples_*")) == [
+        "samples_standard_2026-12-01T00-00-00Z.parquet"]
     assert "epsilon/new-model" not in {e.model_id for e in source.board().entries}  # cached
     board = source.reload()
     assert main_table(board)[MODEL].iloc[0] == "epsilon/new-model"
