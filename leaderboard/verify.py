@@ -141,12 +141,12 @@ def recompute_split(samples: dict[str, list], protocol: str, split: str,
     if len(off):
         raise Mismatch(f"{where}: {len(off)} prediction(s) are not the most probable label "
                        "of their own probabilities")
+    from harness.metrics import score_split
+
     known = iab.PROTOCOLS[protocol].extra.get("known_labels")
     try:
-        return metric.compute(predictions=predictions, references=[iab.LABEL_IDS[x]
-                                                                   for x in labels],
-                              scores=probs, semantics=[ref["semantic"][j] for j in matched],
-                              labels=list(iab.LABELS), known_labels=known)
+        return score_split(metric, predictions, [iab.LABEL_IDS[x] for x in labels], probs,
+                           [ref["semantic"][j] for j in matched], known)
     except ValueError as e:  # the metric module's own input checks
         raise Mismatch(f"{where}: {e}") from e
 
