@@ -123,9 +123,11 @@ class Verifier:
     """Checks entries against their samples, remembering the outcome per file version, so a
     refresh only checks what changed."""
 
-    def __init__(self, labels: ReferenceLabels | None = None, metric=None):
+    def __init__(self, labels: ReferenceLabels | None = None, metric=None,
+                 datasets: tuple[str, ...] = (iab.HUB_REPO_ID,)):
         self.labels = labels or ReferenceLabels()
         self._metric = metric
+        self.datasets = datasets  # the Hub datasets whose labels may be read
         self._done: dict[tuple, Verification] = {}
 
     def _stamp(self, path: Path) -> tuple:
@@ -140,7 +142,7 @@ class Verifier:
             from harness.metrics import load_metric
 
             self._metric = load_metric()
-        outcome = verify(results, path, self.labels, self._metric)
+        outcome = verify(results, path, self.labels, self._metric, self.datasets)
         if not outcome.retry:
             self._done[key] = outcome
         return outcome

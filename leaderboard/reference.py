@@ -118,6 +118,8 @@ class ReferenceLabels:
     def _load(ref: DatasetRef, config: str, split: str) -> dict[str, list]:
         from datasets import load_dataset
 
+        if not ref.local:  # first ask the Hub whether that revision exists at all: datasets
+            _hub_has(ref)  # falls back to its cache and words "unreachable" like "missing"
         try:
             ds = load_dataset(ref.repo, config, split=split, revision=ref.revision,
                               streaming=True, columns=list(COLUMNS))
@@ -129,7 +131,32 @@ class ReferenceLabels:
             raise iab.BenchmarkError(f"{ref.describe()} has no split {config}/{split}: {e}") \
                 from e
         except Exception as e:  # network, Hub or file errors: try again on the next refresh
+            if _answered_not_found(e):  # the Hub answered: no such repo or revision
+                raise iab.BenchmarkError(f"{ref.describe()} cannot be read: {e}") from e
             raise LabelsUnavailable(f"could not read {config}/{split} of {ref.describe()}: "
                                     f"{type(e).__name__}: {e}") from e
         cols["label"] = [iab.LABELS[v] if isinstance(v, int) else v for v in cols["label"]]
         return cols
+
+
+def _hub_has(ref: DatasetRef) -> None:
+    """Return if the Hub has ``ref``; BenchmarkError if it answers that it does not,
+    LabelsUnavailable if it does not answer."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().dataset_info(ref.repo, revision=ref.revision)
+    except Exception as e:
+        if _answered_not_found(e):
+            raise iab.BenchmarkError(f"{ref.describe()} cannot be read: the Hub has no such "
+                                     "dataset revision") from e
+        raise LabelsUnavailable(f"could not reach the Hub for {ref.describe()}: "
+                                f"{type(e).__name__}: {e}") from e
+
+
+def _answered_not_found(e: Exception) -> bool:
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    return isinstance(e, (DatasetNotFoundError, RepositoryNotFoundError, RevisionNotFoundError))
+

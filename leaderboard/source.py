@@ -44,7 +44,7 @@ class Source:
         self.requests_repo = requests_repo
         self.require_verified = require_verified
         self.refresh_s, self.retry_s = refresh_s, retry_s
-        self.verifier = Verifier() if verify else None
+        self.verifier = Verifier(datasets=(dataset or iab.HUB_REPO_ID,)) if verify else None
         self.queue: dict[str, dict] = {}  # path -> request, from the requests repo
         self.queue_error = ""
         self._fetch = fetch

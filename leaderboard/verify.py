@@ -197,10 +197,16 @@ def recompute_summaries(protocols: dict) -> dict[str, dict]:
     return out
 
 
-def verify(results: dict, results_path: Path, labels: ReferenceLabels, metric) -> Verification:
+def verify(results: dict, results_path: Path, labels: ReferenceLabels, metric,
+           datasets: tuple[str, ...] = (iab.HUB_REPO_ID,)) -> Verification:
     """Recompute every split and summary of ``results`` (read from ``results_path``) from the
-    samples files beside it; ``metric`` is ``harness.metrics.load_metric()``."""
+    samples files beside it; ``metric`` is ``harness.metrics.load_metric()``. Only the Hub
+    ``datasets`` named (and local builds on this machine) are read: a file cannot send the
+    board off to read an arbitrary dataset."""
     ref = dataset_ref(results)
+    if not ref.local and ref.repo.lower() not in {d.lower() for d in datasets}:
+        return Verification(SELF_REPORTED, f"scored on {ref.repo}; this board checks results "
+                                           f"against {', '.join(datasets)} only")
     why = labels.why_not(ref)
     if why:
         return Verification(SELF_REPORTED, why)

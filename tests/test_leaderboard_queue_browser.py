@@ -92,20 +92,34 @@ def test_a_hand_edited_results_file_is_shown_not_verified(page, hub):
     d = page
     files = hub.files("dataset", RESULTS)
     (name,) = [p for p in files if p.startswith(f"{MODEL}/results_")]
-    results = json.loads(files[name])
-    results["model"]["id"] = "mallory/edited"
-    results["protocols"]["standard"]["splits"]["test"]["accuracy"] = 0.96  # was lower
-    folder = results_repo_path(results).rsplit("/", 1)[0]
-    hub.put_files("dataset", RESULTS, {
-        results_repo_path(results): json.dumps(results).encode(),
-        **{f"{folder}/{p.rsplit('/', 1)[1]}": b for p, b in files.items()
-           if p.startswith(f"{MODEL}/samples_")}}, "an edited copy")
+    samples = {p.rsplit("/", 1)[1]: b for p, b in files.items()
+               if p.startswith(f"{MODEL}/samples_")}
+
+    def copy(model_id: str, change) -> dict[str, bytes]:
+        results = json.loads(files[name])
+        results["model"]["id"] = model_id
+        change(results)
+        folder = results_repo_path(results).rsplit("/", 1)[0]
+        return {results_repo_path(results): json.dumps(results).encode(),
+                **{f"{folder}/{n}": b for n, b in samples.items()}}
+
+    def edit(r):
+        r["protocols"]["standard"]["splits"]["test"]["accuracy"] = 0.96  # was lower
+
+    def bogus_revision(r):
+        r["dataset"]["revision"] = "0" * 40
+
+    hub.put_files("dataset", RESULTS, {**copy("mallory/edited", edit),
+                                       **copy("mallory/nowhere", bogus_revision)}, "copies")
     _reload(d)
     wait(d, lambda d: _row(d, "mallory/edited").get("verified") == "self-reported",
          lambda: f"row {_row(d, 'mallory/edited')}", timeout=SCORED_S)
     why = text(d, "unverified-table")
     assert "mallory/edited" in why and "standard/test accuracy: the file says 0.96" in why
     assert _row(d, MODEL)["verified"] == "verified"
+    # a revision the Hub does not have: not verifiable, and not retried for ever
+    assert "mallory/nowhere" in why and "cannot be read" in why, why
+    assert "mallory/nowhere" in text(d, "unranked-table")
 
 
 def test_the_board_starts_while_the_results_repo_is_unreachable(tmp_path_factory):

@@ -71,6 +71,7 @@ def test_every_protocol_and_headline_number_matches_the_harness(scored, labels, 
                 assert k in ours and k in theirs, (protocol, split, k)
                 assert _same(ours[k], theirs[k]), (protocol, split, k, ours[k], theirs[k])
             again["protocols"][protocol]["splits"][split] = ours
+        assert None not in samples["prompt_id"] and None not in samples["image_index"]
     for protocol, summary in recompute_summaries(again["protocols"]).items():
         assert _same(summary, {k: results["protocols"][protocol]["summary"][k]
                                for k in summary}), protocol
@@ -169,6 +170,11 @@ def test_an_unknown_dataset_is_self_reported_with_the_reason(scored, labels, met
     results["dataset"] = {"repo": str(tmp_path / "gone" / "build"), "revision": None}
     check = _check(path, results, labels, metric)
     assert "local build" in check.reason and "cannot read" in check.reason
+    # a file cannot send the board to read labels from a dataset of its choosing
+    results["dataset"] = {"repo": "mallory/huge-dataset", "revision": "0" * 40}
+    check = _check(path, results, labels, metric)
+    assert check.reason == ("scored on mallory/huge-dataset; this board checks results "
+                            "against ImageAttributionBench/ImageAttributionBench only")
 
 
 def test_the_verifier_checks_a_file_once_until_it_changes(scored, labels, metric, tmp_path):
