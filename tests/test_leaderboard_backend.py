@@ -80,8 +80,10 @@ def test_two_backends_never_claim_the_same_request(hub, empty_queue):
     stale = read_requests(api, REQUESTS)  # backend A reads the queue ...
     b = claim(api, REQUESTS, "backend-B", 24)  # ... backend B claims first ...
     a = claim(api, REQUESTS, "backend-A", 24, read=lambda *_: stale)  # ... then A commits
-    assert b[0] == first and a[0] == second  # A's stale claim was refused (412): it re-read
-    assert (_status(api, first)["backend"], _status(api, second)["backend"]) == \
+    # A's read said B's request was still PENDING: only a refused commit (412) and a fresh
+    # read make A take the other one
+    assert a[0] != b[0] and {a[0], b[0]} == {first, second}
+    assert (_status(api, b[0])["backend"], _status(api, a[0])["backend"]) == \
         ("backend-B", "backend-A")
     assert claim(api, REQUESTS, "backend-C", 24) is None  # nothing left to claim
     claims = [w for w in hub.writes if w.repo_id == REQUESTS and w.message.startswith("Claim")]
