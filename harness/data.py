@@ -15,7 +15,7 @@ import json
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -34,7 +34,9 @@ POLICY_TEXT = {
     "paper_resnet": "the paper's ResNet-50 setting: shorter side resized to 256, center crop "
                     "224",
 }
-META_COLUMNS = ("label", "generator", "semantic", "sha256")
+# What metrics and the samples file need per image; (generator, prompt_id, image_index) is the
+# row's identity, by which the leaderboard matches samples to the benchmark's own labels.
+META_COLUMNS = ("label", "generator", "semantic", "sha256", "prompt_id", "image_index")
 
 
 class CorruptImage(Exception):
@@ -132,6 +134,8 @@ class DecodedSplit:
     generators: list[str]
     sha256: list[str]
     skipped: list[str]
+    prompt_ids: list[str] = field(default_factory=list)
+    image_indices: list[int] = field(default_factory=list)
 
 
 def _decode_chunk(args) -> list[np.ndarray | str]:
@@ -178,10 +182,12 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
     data_path, meta_path = folder / f"{digest}.u8", folder / f"{digest}.json"
     if meta_path.exists() and data_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta["on_corrupt"] == on_corrupt or not meta["skipped"]:
+        # a cache written before rows carried their identity is decoded again
+        if (meta["on_corrupt"] == on_corrupt or not meta["skipped"]) and "prompt_ids" in meta:
             images = np.memmap(data_path, np.uint8, "r", shape=(meta["n"], side, side, 3))
             return DecodedSplit(images, np.array(meta["labels"]), meta["semantics"],
-                                meta["generators"], meta["sha256"], meta["skipped"])
+                                meta["generators"], meta["sha256"], meta["skipped"],
+                                meta["prompt_ids"], meta["image_indices"])
     meta_cols = ds.select_columns(list(META_COLUMNS)).to_dict()
     n = len(ds)
     tmp = data_path.with_suffix(f".u8.{os.getpid()}.tmp")
@@ -229,13 +235,16 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
             "semantics": [meta_cols["semantic"][i] for i in keep],
             "generators": [meta_cols["generator"][i] for i in keep],
             "sha256": [meta_cols["sha256"][i] for i in keep], "skipped": skipped,
+            "prompt_ids": [meta_cols["prompt_id"][i] for i in keep],
+            "image_indices": [int(meta_cols["image_index"][i]) for i in keep],
             "on_corrupt": on_corrupt}
     meta_tmp = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
     meta_tmp.write_text(json.dumps(meta))
     os.replace(meta_tmp, meta_path)
     images = np.memmap(data_path, np.uint8, "r", shape=(max(len(keep), 1), side, side, 3))
     return DecodedSplit(images[:len(keep)], np.array(meta["labels"]), meta["semantics"],
-                        meta["generators"], meta["sha256"], skipped)
+                        meta["generators"], meta["sha256"], skipped, meta["prompt_ids"],
+                        meta["image_indices"])
 
 
 class _Inline:

@@ -188,7 +188,7 @@ def main(args: argparse.Namespace) -> int:
     from accelerate.utils import set_seed
 
     from harness import data, models
-    from harness.metrics import degradation_drop, load_metric, seen_unseen_gap
+    from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
     from harness.report import push_report, write_report
     from harness.train import SELECTION_RULE, TrainConfig, fit
@@ -288,16 +288,16 @@ def main(args: argparse.Namespace) -> int:
                     accelerator.print(f"{config}/{split}: skipped {len(pred.skipped)} "
                                       f"undecodable image(s), e.g. {pred.skipped[0]}")
                 if accelerator.is_main_process:
-                    metrics = metric.compute(
-                        predictions=pred.predictions.tolist(), references=pred.labels.tolist(),
-                        scores=pred.probabilities.tolist(), semantics=pred.semantics,
-                        labels=list(iab.LABELS), known_labels=known)
+                    metrics = score_split(metric, pred.predictions.tolist(),
+                                          pred.labels.tolist(), pred.probabilities.tolist(),
+                                          pred.semantics, known)
                     metrics["skipped"] = len(pred.skipped)
                     result["splits"][split] = metrics
                     n_samples[f"{config}/{split}"] = len(pred.labels)
                     samples.setdefault(config, []).extend(
                         {"protocol": config, "split": split, "sha256": pred.sha256[i],
-                         "generator": pred.generators[i], "semantic": pred.semantics[i],
+                         "generator": pred.generators[i], "prompt_id": pred.prompt_ids[i],
+                         "image_index": pred.image_indices[i], "semantic": pred.semantics[i],
                          "label": int(pred.labels[i]), "prediction": int(pred.predictions[i]),
                          "score": float(pred.probabilities[i].max()),
                          "probabilities": pred.probabilities[i].tolist()}
