@@ -132,3 +132,32 @@ def write_hub_parquet(root: Path, files: dict[str, bytes]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, path)
     return root
+
+
+def write_split_zip(zip_path: Path, members: dict[str, bytes], part_size: int) -> list[Path]:
+    """A split zip archive (``.z01`` ... ``.zip``) laid out as ``zip -s`` writes one: the
+    spanning signature first, stored members whose data may run across parts, each local
+    header's offset relative to its own part, the central directory in the last part."""
+    import struct
+    import zlib
+
+    stream = bytearray(b"PK\x07\x08")
+    entries = []
+    for name, data in members.items():
+        raw, crc = name.encode(), zlib.crc32(data)
+        entries.append((raw, crc, len(data), len(stream)))
+        stream += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, crc, len(data),
+                              len(data), len(raw), 0) + raw + data
+    pieces = [bytes(stream[i:i + part_size]) for i in range(0, len(stream), part_size)]
+    last = len(pieces)  # the central directory goes in a part of its own, the .zip
+    cd = bytearray()
+    for raw, crc, size, pos in entries:
+        disk, rel = divmod(pos, part_size)
+        cd += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, crc, size, size,
+                          len(raw), 0, 0, disk, 0, 0, rel) + raw
+    tail = bytes(cd) + struct.pack("<4s4H2LH", b"PK\x05\x06", last, last, len(entries),
+                                   len(entries), len(cd), 0, 0)
+    paths = [zip_path.with_suffix(f".z{k:02d}") for k in range(1, last + 1)] + [zip_path]
+    for path, data in zip(paths, pieces + [tail]):
+        path.write_bytes(data)
+    return paths
