@@ -57,6 +57,10 @@ def crop_watermark(data: bytes, crop: iab.WatermarkCrop) -> bytes:
 
     with Image.open(io.BytesIO(data)) as im:
         w, h = im.size
+        if w <= crop.left + crop.right or h <= crop.top + crop.bottom:
+            raise iab.BenchmarkError(f"image is {w}x{h}, too small for the registry's watermark "
+                                     f"crop ({crop.left + crop.right} x {crop.top + crop.bottom} "
+                                     "px); import it with --no-crop if it has no watermark")
         box = (crop.left, crop.top, w - crop.right, h - crop.bottom)
         out = im.crop(box)
         buf = io.BytesIO()
@@ -121,14 +125,41 @@ def image_row(data: bytes, label: str, semantic: str, filename: str, source: str
     return row
 
 
-def done_sources(dest: Path) -> set[str]:
-    """``source`` of every row already in a label's raw folder (shards are atomic)."""
-    done: set[str] = set()
+def done_rows(dest: Path) -> tuple[set[str], dict[tuple[str, int], str]]:
+    """The ``source`` of every row already in a label's raw folder (shards are atomic), and
+    the source of each (prompt_id, image_index) there."""
+    sources_done: set[str] = set()
+    identities: dict[tuple[str, int], str] = {}
     for f in sorted(dest.glob("*.parquet")):
         pf = shards.open_parquet(f)
-        if "source" in pf.schema_arrow.names:
-            done.update(s for s in pf.read(columns=["source"]).column("source").to_pylist() if s)
-    return done
+        cols = [c for c in ("source", "prompt_id", "image_index") if c in pf.schema_arrow.names]
+        for r in pf.read(columns=cols).to_pylist():
+            if r.get("source"):
+                sources_done.add(r["source"])
+            if "prompt_id" in r:
+                identities[(r["prompt_id"], r["image_index"])] = r.get("source") or f.name
+    return sources_done, identities
+
+
+def _one_per_identity(unit: sources.Unit, items: list[sources.Item], taken: dict,
+                      report: ImportReport) -> list[sources.Item]:
+    """Two files that name the same (prompt, image index) cannot both be rows: keep the one the
+    official loader would use (e.g. the .png beside a .jpg), else the first; list the other."""
+    preferred = set(official.loader_selects(unit.label, [it.name for it in items]))
+    chosen: dict[tuple[str, int], sources.Item] = {}
+    for it in items:
+        link = official.link(unit.label, unit.semantic, it.name)
+        key = (link.prompt_id, link.image_index)
+        other = chosen.get(key)
+        if other is not None and it.name in preferred and other.name not in preferred:
+            chosen[key], it, other = it, other, it
+        if other is not None:
+            report.skipped.append(f"{it.where}: same prompt and image index as {other.where} "
+                                  f"({key[0]} #{key[1]}); not imported")
+            continue
+        chosen[key] = it
+    kept = {id(it) for it in chosen.values()}
+    return [it for it in items if id(it) in kept]
 
 
 def _next_index(dest: Path, stem: str) -> int:
@@ -149,14 +180,20 @@ def import_unit(unit: sources.Unit, out: Path, crop: bool, selection: str,
     if not items:
         return
     dest = out / unit.label / unit.semantic
-    done = done_sources(dest)
+    done, identities = done_rows(dest)
     suffix = _crop_note(g.watermark_crop) if crop and g and g.watermark_crop else ""
     k = _next_index(dest, unit.stem)
     batch: list[dict] = []
-    for it in items:
+    for it in _one_per_identity(unit, items, identities, report):
         source = (it.source or official.release_path(unit.label, unit.semantic, it.name)) + suffix
         if source in done:
             report.already_imported += 1
+            continue
+        link = official.link(unit.label, unit.semantic, it.name)
+        if (link.prompt_id, link.image_index) in identities:
+            report.skipped.append(f"{it.where}: same prompt and image index as "
+                                  f"{identities[(link.prompt_id, link.image_index)]}, already in "
+                                  f"{dest}; not imported")
             continue
         try:
             data = it.read()
@@ -169,6 +206,7 @@ def import_unit(unit: sources.Unit, out: Path, crop: bool, selection: str,
             report.skipped.append(f"{it.where}: unreadable ({type(e).__name__}: {e})")
             continue
         done.add(source)
+        identities[(link.prompt_id, link.image_index)] = source
         if len(batch) == rows_per_shard:
             k = _flush(batch, dest, unit.stem, k, report)
             batch = []

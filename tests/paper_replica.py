@@ -89,7 +89,9 @@ def image_bytes(name: str, seed: int, size: int = 8) -> bytes:
 
 
 def files_of(names: list[str]) -> dict[str, bytes]:
-    return {n: image_bytes(n, i) for i, n in enumerate(names)}
+    """Tiny images; grok3's are big enough for its watermark crop (100 x 50 px)."""
+    return {n: image_bytes(n, i, 160 if n.startswith("grok3/") else 8)
+            for i, n in enumerate(names)}
 
 
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:
