@@ -149,21 +149,24 @@ def _image_names(path: Path, n: int) -> list[str | None]:
         return [None] * n
 
 
-def assign_paper_split(refs: list[RowRef]) -> tuple[list[RowRef], dict]:
-    """Each row's code in the paper's own split (iab/paper_split.py), and what the card says
-    about it: how many rows the official loader selects, per code, and how many paper_exact
-    test images share a prompt with one of its training images."""
+def assign_paper_split(refs: list[RowRef], keep_codes: bool = True
+                       ) -> tuple[list[RowRef], dict]:
+    """Each row's code in the paper's own split (iab/paper_split.py; None for every row unless
+    ``keep_codes``), and what the card says about it: how many rows the official loader
+    selects, per code, and how many paper-split test images share a prompt with one of its
+    training images (reported either way)."""
     entries = [paper_split.Entry(r.label, r.semantic, r.name, i)
                for i, r in enumerate(refs) if r.name]
     codes = paper_split.paper_codes(entries)
-    refs = [replace(r, paper=codes.get(i)) for i, r in enumerate(refs)]
     shared, n_test = paper_split.shared_prompt_count(
         codes, {i: refs[i].prompt_id for i in codes})
+    if keep_codes:
+        refs = [replace(r, paper=codes.get(i)) for i, r in enumerate(refs)]
     counts: dict[str, int] = defaultdict(int)
     for c in codes.values():
         counts[c] += 1
     summary = {"selected": len(codes), "rows": len(refs), "codes": dict(sorted(counts.items())),
-               "test": n_test, "test_sharing_a_train_prompt": shared}
+               "test": n_test, "test_sharing_a_train_prompt": shared, "configs": keep_codes}
     return refs, summary
 
 
@@ -289,7 +292,10 @@ def config_splits(shard_paths: list[str], rows_of: dict[str, int]
     for proto in iab.PROTOCOLS.values():
         splits = {s.name: iab.split_files(s, shard_paths) for s in proto.splits}
         empty = [name for name, files in splits.items() if not files]
-        if empty:
+        if proto.name.startswith("paper_exact") and all(not f for f in splits.values()):
+            skipped[proto.name] = ("built by `iab build --paper-split` only (the paper's own "
+                                   "split; see docs/PAPER.md)")
+        elif empty:
             skipped[proto.name] = f"no rows for split(s) {', '.join(empty)}"
         else:
             configs[proto.name] = splits
@@ -353,9 +359,13 @@ def _tasks(refs: list[RowRef], files: list[Path], root: Path) -> list[tuple]:
 
 
 def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False,
-          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True
-          ) -> BuildReport:
+          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True,
+          paper_split: bool = False) -> BuildReport:
     """Build the Hub repo folder ``out`` from raw shards (files or folders of .parquet).
+
+    ``paper_split=True`` adds the paper_exact configs (the official code's own split, whose
+    membership depends on every image of the build, so adding images moves rows between its
+    folders; off by default, keeping the guarantee that adding images moves no row).
 
     Nothing is written unless the whole build succeeds; ``out`` must be new, empty, or hold an
     earlier build (then ``overwrite=True`` replaces it). Building twice from the same raw rows
@@ -366,7 +376,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     _check_out(out, overwrite)
     files = shards.find_raw_shards(inputs)
     refs, duplicates = scan_raw(files, progress)
-    refs, paper = assign_paper_split(refs)
+    refs, paper = assign_paper_split(refs, keep_codes=paper_split)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
     try:

@@ -231,6 +231,12 @@ def paper_split_text(paper: dict | None) -> str:
     if not selected:
         return selection + " No paper_exact config: none of its images are here."
     shared, test = paper["test_sharing_a_train_prompt"], paper["test"]
+    if not paper.get("configs", True):
+        return "\n\n".join([selection, (
+            f"The paper's own split of those images (`iab build --paper-split` adds it as the "
+            f"`paper_exact*` configs) would put {test:,} of them in its test split, **{shared:,} "
+            "of which share a prompt with one of its training images**. The standard split has "
+            "none by construction.")])
     return "\n\n".join([
         selection,
         "The `paper_exact*` configs reproduce the paper's own split of those images exactly "

@@ -17,14 +17,24 @@ def _cmd_build(args: argparse.Namespace) -> int:
     from iab.build import build
 
     report = build(args.raw, args.out, overwrite=args.overwrite, num_proc=args.num_proc,
-                   repo_id=args.repo_id, progress=not args.quiet)
+                   repo_id=args.repo_id, progress=not args.quiet, paper_split=args.paper_split)
     print(f"built {report.out}: {report.rows:,} rows in {len(report.shards)} shards, "
           f"{len(report.configs)} configs (fingerprint {report.fingerprint[:12]})")
     if report.duplicates_dropped:
         print(f"dropped {report.duplicates_dropped} duplicate rows (same generator, prompt, "
               "image index and bytes)")
+    paper_only = [n for n, why in report.skipped_configs.items() if "--paper-split" in why]
     for name, why in report.skipped_configs.items():
-        print(f"config {name} not built: {why}")
+        if name not in paper_only:
+            print(f"config {name} not built: {why}")
+    if paper_only:
+        print(f"{len(paper_only)} paper_exact configs not built (`--paper-split` adds them: "
+              "the paper's own split, see docs/PAPER.md)")
+    paper = report.paper_split
+    if paper.get("selected"):
+        print(f"the official loader selects {paper['selected']:,} of the {report.rows:,} rows; "
+              f"{paper['test_sharing_a_train_prompt']:,} of its {paper['test']:,} test images "
+              "share a prompt with one of its training images")
     return 0
 
 
@@ -136,6 +146,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
     b.add_argument("--repo-id", default=iab.HUB_REPO_ID,
                    help=f"Hub id used in the card's examples (default {iab.HUB_REPO_ID})")
+    b.add_argument("--paper-split", action="store_true",
+                   help="also the paper_exact configs: the official code's own split of the "
+                        "images its loader selects (membership depends on every image)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_build)
 

@@ -60,7 +60,7 @@ def paper_repo(names, tmp_path_factory):
     root = tmp_path_factory.mktemp("paper_exact")
     src = rep.write_tree(root / "tree", rep.files_of(names))
     import_images(src, root / "raw")
-    report = build([root / "raw"], root / "repo", progress=False)
+    report = build([root / "raw"], root / "repo", progress=False, paper_split=True)
     return root / "repo", report
 
 
@@ -105,6 +105,6 @@ def test_card_says_selection_paper_when_every_image_passes(tmp_path):
     names = [n for n in rep.split_names()[:60]]
     src = rep.write_tree(tmp_path / "tree", rep.files_of(names))
     import_images(src, tmp_path / "raw", selection="paper")
-    report = build([tmp_path / "raw"], tmp_path / "repo", progress=False)
+    report = build([tmp_path / "raw"], tmp_path / "repo", progress=False, paper_split=True)
     assert report.paper_split["selected"] == report.rows
     assert "**Selection: paper.**" in (tmp_path / "repo" / "README.md").read_text()
