@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # only for type hints: datasets is imported lazily
 
 BENCHMARK_NAME = "ImageAttributionBench"
 # Bumped when a published row or split can change meaning; results record it.
-BENCHMARK_VERSION = "1.1.0"
+BENCHMARK_VERSION = "1.0.0"
 HUB_REPO_ID = "ImageAttributionBench/ImageAttributionBench"
 PAPER_ARXIV = "2605.12967"
 
@@ -824,7 +824,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("profile", "string"),
     ("settings", "string"),
 )
-# Columns added after 1.0.0: a raw shard written before them reads them as null.
+# Columns added later: a raw shard written before them reads them as null.
 ADDED_COLUMNS: tuple[str, ...] = ("profile", "settings")
 COLUMN_NAMES: tuple[str, ...] = tuple(c for c, _ in COLUMNS)
 # Columns that must hold a value in every row (the rest may be null, never "" or -1).
