@@ -108,3 +108,32 @@ def test_card_says_selection_paper_when_every_image_passes(tmp_path):
     report = build([tmp_path / "raw"], tmp_path / "repo", progress=False, paper_split=True)
     assert report.paper_split["selected"] == report.rows
     assert "**Selection: paper.**" in (tmp_path / "repo" / "README.md").read_text()
+
+
+def test_harness_paper_exact_trains_and_scores_on_them(paper_repo, official_out, tmp_path):
+    from harness import run as harness_run
+    from harness.results_check import validate_results
+    from harness.tiny_model import tiny_classifier
+
+    repo, _ = paper_repo
+    model = tiny_classifier(tmp_path / "model", size=16)
+    out = tmp_path / "out"
+    assert harness_run.main(harness_run.parse_args([
+        "--model", str(model), "--method", "finetune", "--protocol", "paper_exact",
+        "--dataset", str(repo), "--epochs", "1", "--batch-size", "32",
+        "--output-dir", str(out)])) == 0
+    (path,) = out.glob("results_*.json")
+    results = json.loads(path.read_text())
+    assert validate_results(results) == []
+    protos = results["protocols"]
+    assert set(protos) == {"paper_exact", "paper_exact_degraded", *iab.PAPER_EXACT_TASKS}
+    n = results["n_samples"]
+    assert n["paper_exact/test"] == len(official_out["standard"]["test"])
+    for task, semantic in TASKS.items():
+        config = f"paper_exact_semantic_{iab.config_slug(semantic)}"
+        assert n[f"{config}/test"] == len(official_out[task]["test"])
+        assert protos[config]["summary"]["unseen"] == protos[config]["splits"]["test"]["accuracy"]
+    assert set(protos["paper_exact_degraded"]["summary"]["per_degradation"]) == \
+        set(iab.DEGRADATIONS)
+    # trained on the paper's train split, chosen on its validation split
+    assert set(results["run_config"]["training"]) == {"paper_exact", *iab.PAPER_EXACT_TASKS}
