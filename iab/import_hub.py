@@ -11,6 +11,8 @@ are imported (per-image resume).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import imageattributionbench as iab
@@ -49,11 +51,17 @@ def release_files(repo_id: str, revision: str | None) -> tuple[str, list[str]]:
     return info.sha, data
 
 
-def import_hub(repo_id: str, out: Path, revision: str | None, crop: bool, selection: str,
-               report, rows_per_shard: int, keep_downloads: bool) -> None:
-    from huggingface_hub import hf_hub_download
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
 
-    from iab.importer import import_unit, remove_tree, write_json_atomic
+
+def import_hub(repo_id: str, out: Path, revision: str | None, import_unit, report,
+               keep_downloads: bool) -> None:
+    """Import every release file of ``repo_id``; ``import_unit(unit)`` imports one file's
+    images into ``out`` (iab.importer)."""
+    from huggingface_hub import hf_hub_download
 
     sha, files = release_files(repo_id, revision)
     out.mkdir(parents=True, exist_ok=True)
@@ -80,17 +88,17 @@ def import_hub(repo_id: str, out: Path, revision: str | None, crop: bool, select
         before = report.rows + report.already_imported
         if unit is not None:
             try:
-                import_unit(unit, out, crop, selection, report, rows_per_shard)
+                import_unit(unit)
             finally:
                 unit.close()
         done.add(rel)
         rows = dict(state.get("rows", {}), **{rel: report.rows + report.already_imported
                                               - before})
         state = {"repo_id": repo_id, "revision": sha, "files": sorted(done), "rows": rows,
-                 "selection": selection}
+                 "selection": report.selection}
         write_json_atomic(state_file, state)
         if not keep_downloads:
             path.unlink(missing_ok=True)
         fault_point("import.unit")
     if not keep_downloads:
-        remove_tree(local)
+        shutil.rmtree(local, ignore_errors=True)

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,6 +212,19 @@ def import_unit(unit: sources.Unit, out: Path, crop: bool, selection: str,
         _flush(batch, dest, unit.stem, k, report)
 
 
+def write_unit(rows, dest: Path, stem: str, report: ImportReport,
+               rows_per_shard: int = ROWS_PER_RAW_SHARD) -> None:
+    """Rows from a stream into ``<dest>/<stem>-<k>.parquet`` shards after the existing ones."""
+    k, batch = _next_index(dest, stem), []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == rows_per_shard:
+            k = _flush(batch, dest, stem, k, report)
+            batch = []
+    if batch:
+        _flush(batch, dest, stem, k, report)
+
+
 def _flush(rows: list[dict], dest: Path, stem: str, k: int, report: ImportReport) -> int:
     path = dest / f"{stem}-{k:05d}.parquet"
     shards.write_shard(shards.rows_to_table(rows), path)
@@ -247,8 +258,9 @@ def import_images(src: str | Path, out: str | Path, generator: str | None = None
         from iab.import_hub import import_hub
 
         report.form = "hub"
-        import_hub(str(src), out, revision, crop, selection, report, rows_per_shard,
-                   keep_downloads)
+        import_hub(str(src), out, revision,
+                   lambda unit: import_unit(unit, out, crop, selection, report, rows_per_shard),
+                   report, keep_downloads)
         return _finish(report, str(src))
     src = Path(src)
     if not src.is_dir():
@@ -277,14 +289,3 @@ def _finish(report: ImportReport, src) -> ImportReport:
             f"nothing imported from {src}: " + ("; ".join((report.unmapped + report.skipped)[:5])
                                                 or "no image files or release shards found"))
     return report
-
-
-def remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
