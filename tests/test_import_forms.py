@@ -143,3 +143,38 @@ def test_hub_release_by_repo_id_resumes_after_a_kill(files, tree_rows, tmp_path)
     assert rows_of(raw) == tree_rows
     # downloads lived beside the raw folder, one file at a time, and are gone
     assert not (tmp_path / ".raw.hub-download").exists()
+
+
+def test_caption_linking_follows_the_file_names_stem():
+    """COCO and ImageNet-1k: the stem names the caption file (docs/PAPER.md row 14)."""
+    coco_old, coco = legacy_prompts("COCO"), official_prompts("COCO")
+    assert official.link("SD1_5", "COCO", "COCO-new_p5_i1.png") == official.Link(
+        "COCO/5", 1, coco[5].text, "current")
+    # the older 5,000-row file: its first 1,000 rows are the current prompts, the rest its own
+    assert official.link("SD1_5", "COCO", "COCO_p5_i0.png").prompt_id == "COCO/5"
+    old = official.link("SD1_5", "COCO", "COCO_p1500_i0.png")
+    assert (old.prompt_id, old.text, old.caption_set) == ("COCO/legacy:1500",
+                                                          coco_old[1500].text, "legacy")
+    inet_old, inet = legacy_prompts("ImageNet-1k"), official_prompts("ImageNet-1k")
+    assert official.link("FLUX", "ImageNet-1k", "ImageNet-1k_p3_i0.png").text == inet[3].text
+    assert official.link("FLUX", "ImageNet-1k", "imagenet-1k-new_p3_i0.png").text == inet[3].text
+    legacy3 = official.link("FLUX", "ImageNet-1k", "imagenet-1k_p3_i0.png")
+    assert legacy3.text == inet_old[3].text != inet[3].text
+    # a caption both files have keeps one prompt id (one fold) whichever file named it
+    shared = next(i for i, p in enumerate(inet_old) if "legacy" not in p.prompt_id)
+    assert official.link("FLUX", "ImageNet-1k", f"imagenet-1k_p{shared}_i0.png").prompt_id == \
+        inet_old[shared].prompt_id == f"ImageNet-1k/{inet_old[shared].index}"
+    # other subclasses have one caption file
+    assert official.link("SD1_5", "cat", "AnimalFace_cat_p9_i0.png").text == \
+        official_prompts("cat")[9].text
+
+
+def test_dataverse_zip_names_map_like_download_py():
+    from iab.import_sources import _zip_target
+
+    assert _zip_target("SD1_5_ImageNet_1k") == _zip_target("sd1_5_imagenet-1k") == \
+        ("SD1_5", "ImageNet-1k")
+    assert _zip_target("PLAYGROUND_2_5_bedroom") == ("PLAYGROUND_2_5", "bedroom")
+    assert _zip_target("mid-5.2_celebahq") == ("mid-5.2", "celebahq")
+    assert _zip_target("doubao-seedream-3.0-t2i_cat") == ("Seedream-3.0", "cat")
+    assert _zip_target("SD1_5_tower") is None

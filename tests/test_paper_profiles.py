@@ -187,3 +187,11 @@ def test_api_generators_send_the_paper_requests(name, adapter_env, tmp_path, mon
     assert prompt == (p.prompt_template or "{prompt}").replace("{prompt}", caption), text
     row = pq.read_table(next(tmp_path.rglob("*.parquet"))).to_pylist()[0]
     assert row["profile"] == "paper" and json.loads(row["settings"])["model"] == p.model
+
+
+def test_openai_compatible_needs_an_endpoint(monkeypatch):
+    from generation.api import api_client
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    with pytest.raises(iab.BenchmarkError, match="--api-base-url"):
+        api_client("openai_compatible", "doubao-seedream-5.0-lite")
