@@ -182,7 +182,11 @@ def release_file_unit(path: Path, rel: str, problems: list[str]) -> Unit | None:
 
 def release_units(src: Path, problems: list[str]) -> Iterator[Unit]:
     for path in sorted((src / "data").rglob("*.parquet")):
-        unit = release_file_unit(path, path.relative_to(src).as_posix(), problems)
+        try:
+            unit = release_file_unit(path, path.relative_to(src).as_posix(), problems)
+        except iab.BenchmarkError as e:  # a damaged file: listed, the others imported
+            problems.append(str(e))
+            continue
         if unit is not None:
             yield unit
 
@@ -215,6 +219,14 @@ def zip_unit(path: Path, problems: list[str]) -> Unit | None:
     if target is None:
         problems.append(f"{path.name}: not a <model>_<subclass>.zip of the paper's release")
         return None
+    try:
+        return _zip_unit(path, target, problems)
+    except (zipfile.BadZipFile, iab.BenchmarkError, OSError) as e:
+        problems.append(f"{path.name}: not read ({e})")
+        return None
+
+
+def _zip_unit(path: Path, target: tuple[str, str], problems: list[str]) -> Unit:
     parts = split_parts(path)
     if len(parts) == 1:
         z = zipfile.ZipFile(path)

@@ -139,7 +139,7 @@ def done_rows(dest: Path) -> tuple[set[str], dict[tuple[str, int], str]]:
     return sources_done, identities
 
 
-def _one_per_identity(unit: sources.Unit, items: list[sources.Item], taken: dict,
+def _one_per_identity(unit: sources.Unit, items: list[sources.Item],
                       report: ImportReport) -> list[sources.Item]:
     """Two files that name the same (prompt, image index) cannot both be rows: keep the one the
     official loader would use (e.g. the .png beside a .jpg), else the first; list the other."""
@@ -182,7 +182,7 @@ def import_unit(unit: sources.Unit, out: Path, crop: bool, selection: str,
     suffix = _crop_note(g.watermark_crop) if crop and g and g.watermark_crop else ""
     k = _next_index(dest, unit.stem)
     batch: list[dict] = []
-    for it in _one_per_identity(unit, items, identities, report):
+    for it in _one_per_identity(unit, items, report):
         source = (it.source or official.release_path(unit.label, unit.semantic, it.name)) + suffix
         if source in done:
             report.already_imported += 1

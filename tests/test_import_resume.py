@@ -121,6 +121,9 @@ def test_selection_paper_keeps_exactly_the_official_files(tmp_path):
     skipped = set(json.loads((FIXTURE / "selection_official.json").read_text())["loader_skipped"])
     assert sorted(r["source"] for r in rows_of(tmp_path / "paper")) == sorted(set(names) - skipped)
     assert report.not_selected == len(skipped)
-    # the default keeps every image
-    import_images(src, tmp_path / "all")
-    assert len(rows_of(tmp_path / "all")) == len(names)
+    # the default keeps every image, but one row per (prompt, image index): the .jpg beside
+    # the .png of the same prompt and index is listed, not imported twice
+    everything = import_images(src, tmp_path / "all")
+    assert len(rows_of(tmp_path / "all")) == len(names) - 1
+    (dup,) = everything.skipped
+    assert "AnimalFace_cat_p4_i0.jpg: same prompt and image index as" in dup
