@@ -351,9 +351,11 @@ def generator(name: str) -> Generator:
 
 def profile_of(g: Generator, name: str | None = None) -> Profile:
     """A generator's named profile; ``None`` means the default: ``paper`` where the official
-    code has the generator, else ``model_card``. Unknown names list the valid ones."""
+    code has the generator and says how to run it here (hidream and hunyuan it ran from other
+    repositories, settings unknown), else ``model_card``. Unknown names list the valid ones."""
     if name is None:
-        name = "paper" if g.paper is not None else "model_card"
+        runnable = g.paper is not None and (g.runs != "diffusers" or g.paper.steps is not None)
+        name = "paper" if runnable else "model_card"
     if name == "paper":
         if g.paper is None:
             raise BenchmarkError(f"{g.name} is not in the paper's code, so it has no 'paper' "

@@ -195,3 +195,15 @@ def test_openai_compatible_needs_an_endpoint(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     with pytest.raises(iab.BenchmarkError, match="--api-base-url"):
         api_client("openai_compatible", "doubao-seedream-5.0-lite")
+
+
+def test_default_profile_is_paper_where_it_can_run():
+    from generation.pipelines import resolve_settings
+
+    assert iab.profile_of(iab.generator("SD3_5")).name == "paper"
+    for name in ("hidream", "hunyuan"):  # run by the paper from other repositories
+        g = iab.generator(name)
+        assert iab.profile_of(g).name == "model_card"
+        assert resolve_settings(g, tiny=False, device="cuda").profile == "model_card"
+        with pytest.raises(iab.BenchmarkError, match="does not say how to run it"):
+            resolve_settings(g, tiny=False, device="cuda", profile="paper")
