@@ -92,23 +92,11 @@ def provenance(label: str, official_release: bool) -> dict:
     return {"model_id": g.hub_id, "pipeline": g.pipeline}
 
 
-def _check_pixels(data: bytes) -> None:
-    """Refuse a decompression bomb from its header alone (PIL's own limit)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)):
-            pass
-    except Image.DecompressionBombError as e:
-        raise iab.BenchmarkError(f"decompression bomb: {e}; not imported") from None
-    except Exception:
-        pass  # undecodable images get their own message from inspect_image
-
-
 def image_row(data: bytes, label: str, semantic: str, filename: str, source: str, where: str,
               crop: bool, official_release: bool, report: ImportReport) -> dict:
-    """A raw row for one imported image (watermark cropped where the registry says)."""
-    _check_pixels(data)
+    """A raw row for one imported image (watermark cropped where the registry says). An image
+    over the pixel limit (a decompression bomb) or undecodable is refused before any crop."""
+    shards.inspect_image(data, where)
     g = iab.GENERATOR_BY_NAME.get(label)
     if crop and g is not None and g.watermark_crop is not None:
         data = crop_watermark(data, g.watermark_crop)
