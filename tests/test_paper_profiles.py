@@ -161,6 +161,19 @@ def test_tiny_pipelines_receive_the_paper_settings(name, tmp_path, monkeypatch):
     assert row["guidance_scale"] == pytest.approx(p.guidance)
 
 
+def _gradient_png(size: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    yy, xx = np.mgrid[0:size, 0:size]
+    arr = np.stack([xx * 255 // size, yy * 255 // size, np.full_like(xx, 60)], -1)
+    buf = io.BytesIO()
+    Image.fromarray(arr.astype(np.uint8), "RGB").save(buf, "PNG")
+    return buf.getvalue()
+
+
 @pytest.mark.parametrize("name,adapter_env", [
     ("dalle3", "OPENAI_API_KEY"), ("gpt-image-1.5", "OPENAI_API_KEY"),
     ("Seedream-3.0", "ARK_API_KEY"), ("Seedream-5.0-lite", "OPENAI_API_KEY"),
@@ -168,7 +181,7 @@ def test_tiny_pipelines_receive_the_paper_settings(name, tmp_path, monkeypatch):
 def test_api_generators_send_the_paper_requests(name, adapter_env, tmp_path, monkeypatch):
     monkeypatch.setenv(adapter_env, "test-key")
     g = iab.generator(name)
-    with ApiStub() as stub:
+    with ApiStub(image=_gradient_png(g.paper.width)) as stub:  # the size asked: kept
         run.main(run.parse_args(["--generator", name, "--semantics", "cat", "--limit", "1",
                                  "--images-per-prompt", "1", "--out", str(tmp_path),
                                  "--api-base-url", stub.url]))
