@@ -21,8 +21,8 @@ import imageattributionbench as iab
 from iab.faults import fault_point
 from iab.scripts import run_script
 from generation import work
-from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
-                                  tiny_weights_seed)
+from generation.pipelines import (Settings, generate, hub_id_of, load_pipeline,
+                                  resolve_settings, tiny_weights_seed)
 from generation.lock import FolderLock
 from generation.writer import (ShardWriter, check_image, free_cpu_threads, recover_spool,
                                remove_stale_temp_files)
@@ -48,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                       help="'official' (default) or a .csv/.parquet with prompt, semantic")
     what.add_argument("--out", required=True, help="raw shard folder (RAW_DIR)")
     how = p.add_argument_group("how (defaults: the generator's registry entry)")
+    how.add_argument("--profile", choices=iab.PROFILES,
+                     help="paper (default where the paper's code has the generator: its model, "
+                          "steps, guidance, size, negative prompt) or model_card (the model "
+                          "card's recommended settings); the flags below override either")
     how.add_argument("--steps", type=int, help="num_inference_steps")
     how.add_argument("--guidance", type=float, help="guidance_scale")
     how.add_argument("--resolution", type=int, help="square image side in pixels")
@@ -81,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _rows_meta(g: iab.Generator, item: work.WorkItem, model_id: str, revision: str | None,
                pipeline: str, settings: Settings | None) -> dict:
     return {
+        "profile": settings.profile if settings else None,
+        "settings": settings.record() if settings else None,
         "generator": g.name, "semantic": item.semantic, "prompt_id": item.prompt_id,
         "prompt": item.prompt, "image_index": item.image_index, "seed": item.seed,
         "model_id": model_id, "model_revision": revision, "pipeline": pipeline,
@@ -125,21 +131,23 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
 
     api = None
     settings = None
+    api_call = None
     if g.runs == "api":
         from generation.api import api_client
 
+        api_call = _api_profile(g, args.profile, args.resolution)
         api = api_client(g.api, g.api_model, base_url=args.api_base_url,
                          requests_per_minute=args.requests_per_minute,
-                         max_retries=args.max_retries)
+                         max_retries=args.max_retries, options=api_call["options"])
         cleanup.callback(api.close)
         model_id, revision, pipeline_name = g.api_model, None, f"api:{g.api}"
-        api_size = 1024
+        api_size = api_call["size"]
     else:
-        settings = resolve_settings(g, tiny=args.tiny, device=device, steps=args.steps,
-                                    guidance=args.guidance, resolution=args.resolution,
-                                    dtype=args.dtype)
+        settings = resolve_settings(g, tiny=args.tiny, device=device, profile=args.profile,
+                                    steps=args.steps, guidance=args.guidance,
+                                    resolution=args.resolution, dtype=args.dtype)
         pipeline_name = g.pipeline
-        model_id = f"tiny-random/{g.name}" if args.tiny else g.hub_id
+        model_id = f"tiny-random/{g.name}" if args.tiny else hub_id_of(g, settings)
         revision = None
 
     batch_size = args.batch_size
@@ -170,10 +178,10 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
         asked = f"seed-{tiny_weights_seed(g.name)}" if args.tiny else args.revision
         work.JobConfig(g.name, model_id, asked, pipeline_name, settings.steps,
                        settings.guidance, settings.width, settings.height, settings.dtype,
-                       prompt_set).check_or_write(out)
+                       prompt_set, settings.record()).check_or_write(out)
     else:
         work.JobConfig(g.name, model_id, None, pipeline_name, None, None, None, None, None,
-                       prompt_set).check_or_write(out)
+                       prompt_set, api_call["record"]).check_or_write(out)
 
     # API images cost money: each is on disk before the next request (the spool)
     writer = ShardWriter(out, state.process_index, args.shard_size, free_cpu_threads(),
@@ -189,7 +197,7 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
             for batch in mine:
                 if api is not None:
                     _api_batch(api, g, batch, done, writer, model_id, pipeline_name,
-                               args.resolution or api_size, calls)
+                               api_size, calls, api_call)
                 else:
                     images = generate(pipe, [it.prompt for it in batch],
                                       [it.seed for it in batch], settings, extra)
@@ -216,6 +224,22 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
     return 0
 
 
+def _api_profile(g: iab.Generator, profile: str | None, resolution: int | None) -> dict:
+    """What an API generator's profile changes in its requests: the image size, the prompt
+    template, further request fields (e.g. DALL-E 3's style and quality), and the record."""
+    import json
+
+    p = iab.profile_of(g, profile)
+    size = resolution or p.width or 1024
+    template = p.prompt_template or "{prompt}"
+    options = dict(p.extra)
+    record = json.dumps({"profile": p.name, "model": p.model, "api_model": g.api_model,
+                         "width": size, "height": size, "prompt_template": p.prompt_template,
+                         "extra": options, "note": p.note}, sort_keys=True)
+    return {"size": size, "template": template, "options": options, "record": record,
+            "profile": p.name}
+
+
 class ApiCalls:
     """Counts an API job's failed requests; too many in a row stop the job (a dead key, an
     outage, a spent quota), with a summary instead of a traceback."""
@@ -238,7 +262,8 @@ class ApiCalls:
 
 
 def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, writer: ShardWriter,
-               model_id: str, pipeline_name: str, size: int, calls: ApiCalls) -> None:
+               model_id: str, pipeline_name: str, size: int, calls: ApiCalls,
+               call: dict) -> None:
     """API images are kept as the provider returned them (no decode/re-encode), each spooled to
     disk as soon as it is checked; one that does not decode, has the wrong size, or is black
     or blank is rejected and logged like a pipeline image, and so is a failed request."""
@@ -250,7 +275,8 @@ def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, wri
             continue
         seen = {"prompt_id": item.prompt_id, "image_index": item.image_index, "seed": item.seed}
         try:
-            data = api.generate(item.prompt, seed=item.seed, width=size, height=size)
+            data = api.generate(call["template"].replace("{prompt}", item.prompt),
+                                seed=item.seed, width=size, height=size)
         except PromptRefused as e:  # the provider's safety filter: logged, like a black image
             writer.reject(seen, f"refused: {e}")
             calls.answered()
@@ -264,6 +290,7 @@ def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, wri
             row = shards.make_row(data, g.name, item.semantic, item.prompt_id,
                                   image_index=item.image_index, prompt=item.prompt,
                                   seed=item.seed, model_id=model_id, pipeline=pipeline_name,
+                                  profile=call["profile"], settings=call["record"],
                                   where=f"{g.name} {item.prompt_id} #{item.image_index}")
             why = _unfit(data, size)
         except iab.BenchmarkError as e:

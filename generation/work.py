@@ -127,6 +127,7 @@ class JobConfig:
     height: int | None
     dtype: str | None
     prompts: str
+    settings: str | None = None  # the profile and every call argument (Settings.record)
 
     def check_or_write(self, generator_dir: Path) -> None:
         path = generator_dir / "job.json"
@@ -134,6 +135,8 @@ class JobConfig:
         if path.exists():
             theirs = json.loads(path.read_text())
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+            if len(diff) > 1:  # the settings record repeats the columns' differences
+                diff.pop("settings", None)
             if diff:
                 what = "; ".join(f"{k}: folder has {a!r}, this run {b!r}"
                                  for k, (a, b) in diff.items())

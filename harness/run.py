@@ -26,7 +26,7 @@ from iab.faults import fault_point
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 from harness.presets import SCHEDULERS
 
-PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
+PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
 DEGRADED = tuple(iab.DEGRADATIONS)
 
@@ -53,6 +53,10 @@ def jobs_for(protocol: str) -> list[Job]:
         return paper
     if protocol == "all":  # the paper's set and open-set rejection: every leaderboard number
         return paper + [Job("open_set", (("open_set", ("test",)),))]
+    if protocol == "paper_exact":  # the paper's own split (built with iab build --paper-split)
+        return [Job("paper_exact", (("paper_exact", ("test",)),
+                                    ("paper_exact_degraded", DEGRADED)))] + [
+            Job(p, ((p, ("test",)),)) for p in iab.PAPER_EXACT_TASKS]
     return [Job(protocol, ((protocol, ("test_seen", "test")),))]
 
 
@@ -69,9 +73,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--model-revision", help="revision of a Hub model")
     what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
     what.add_argument("--protocol", default="standard",
-                      help=" | ".join(PROTOCOLS[:4]) + " | semantic_disjoint[_<subclass>] "
+                      help=" | ".join(PROTOCOLS[:5]) + " | semantic_disjoint[_<subclass>] "
                            "(paper: standard + degraded + the three semantic tasks; all: paper "
-                           "+ open_set)")
+                           "+ open_set; paper_exact: the same on the paper's own split, from a "
+                           "build made with iab build --paper-split)")
     what.add_argument("--dataset", default=iab.HUB_REPO_ID,
                       help="dataset repo id or a folder built by `iab build`")
     what.add_argument("--revision", help="dataset revision (commit sha or branch)")
@@ -304,13 +309,16 @@ def main(args: argparse.Namespace) -> int:
                         for i in range(len(pred.labels)))
             protocols[config] = result
         if accelerator.is_main_process:
-            if "degraded" in protocols and "standard" in protocols:
-                summary = degradation_drop(
-                    protocols["standard"]["splits"]["test"]["accuracy"],
-                    {s: m["accuracy"] for s, m in protocols["degraded"]["splits"].items()})
-                summary["clean_accuracy"] = summary.pop("clean")
-                protocols["degraded"]["summary"] = summary
+            for clean, deg in (("standard", "degraded"), ("paper_exact", "paper_exact_degraded")):
+                if deg in protocols and clean in protocols:
+                    summary = degradation_drop(
+                        protocols[clean]["splits"]["test"]["accuracy"],
+                        {s: m["accuracy"] for s, m in protocols[deg]["splits"].items()})
+                    summary["clean_accuracy"] = summary.pop("clean")
+                    protocols[deg]["summary"] = summary
             for name, res in protocols.items():
+                if name in iab.PAPER_EXACT_TASKS:
+                    res["summary"] = {"unseen": res["splits"]["test"]["accuracy"]}
                 if name.startswith("semantic_disjoint"):
                     res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
                                                      res["splits"]["test"]["accuracy"])

@@ -18,7 +18,7 @@ import os
 import shutil
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable
@@ -26,7 +26,7 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 import imageattributionbench as iab
-from iab import card, install, shards
+from iab import card, install, official, paper_split, shards
 from iab.faults import fault_point
 from iab.procs import die_with_parent
 
@@ -51,6 +51,8 @@ class RowRef:
     image_index: int
     sha256: str
     fold: str
+    name: str | None = None  # the file name in the official tree (iab.official.official_name)
+    paper: str | None = None  # the paper-split code (iab.PAPER_CODES), None: not selected
 
 
 @dataclass
@@ -70,6 +72,7 @@ class BuildReport:
     configs: dict[str, dict[str, int]]
     skipped_configs: dict[str, str]
     fingerprint: str
+    paper_split: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------- pass 1: metadata
@@ -105,9 +108,11 @@ def scan_raw(files: list[Path], progress: bool = True, limit: int | None = None
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = shards.read_table(path, columns=_META_COLUMNS)
+        names = _image_names(path, table.num_rows)
         for i, r in enumerate(table.to_pylist()):
             ref = _check_row(path, i, r, limit)
-            ref = replace(ref, file=fi)
+            ref = replace(ref, file=fi, name=official.official_name({**r, "image": {
+                "path": names[i]}}))
             key = (ref.label, ref.prompt_id, ref.image_index)
             if key in refs:
                 if refs[key].sha256 != ref.sha256:
@@ -121,6 +126,36 @@ def scan_raw(files: list[Path], progress: bool = True, limit: int | None = None
     if not refs:
         raise iab.BenchmarkError("the raw shards hold no rows: nothing to build")
     return list(refs.values()), duplicates
+
+
+def _image_names(path: Path, n: int) -> list[str | None]:
+    """The image file names of a raw shard (the ``image.path`` field, no bytes read)."""
+    try:
+        col = shards.open_parquet(path).read(columns=["image.path"]).column("image")
+        return [c.as_py() for chunk in col.chunks for c in chunk.field("path")]
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return [None] * n
+
+
+def assign_paper_split(refs: list[RowRef], keep_codes: bool = True
+                       ) -> tuple[list[RowRef], dict]:
+    """Each row's code in the paper's own split (iab/paper_split.py; None for every row unless
+    ``keep_codes``), and what the card says about it: how many rows the official loader
+    selects, per code, and how many paper-split test images share a prompt with one of its
+    training images (reported either way)."""
+    entries = [paper_split.Entry(r.label, r.semantic, r.name, i)
+               for i, r in enumerate(refs) if r.name]
+    codes = paper_split.paper_codes(entries)
+    shared, n_test = paper_split.shared_prompt_count(
+        codes, {i: refs[i].prompt_id for i in codes})
+    if keep_codes:
+        refs = [replace(r, paper=codes.get(i)) for i, r in enumerate(refs)]
+    counts: dict[str, int] = defaultdict(int)
+    for c in codes.values():
+        counts[c] += 1
+    summary = {"selected": len(codes), "rows": len(refs), "codes": dict(sorted(counts.items())),
+               "test": n_test, "test_sharing_a_train_prompt": shared, "configs": keep_codes}
+    return refs, summary
 
 
 # ---------------------------------------------------------------------- pass 2: one group
@@ -204,24 +239,35 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str, int]
                                           facts.width, facts.height, len(data),
                                           facts.jpeg_quality))
     published.sort(key=lambda p: (p[0].prompt_id, p[0].image_index))
-
-    records: list[ShardRecord] = []
-    for fold in iab.FOLDS:
-        rows = [row for ref, row in published if ref.fold == fold]
-        if rows:
-            records += _write_parts(rows, root_path, lambda k, n, f=fold:
-                                    iab.data_shard_path(semantic, f, label, k, n))
-    test_rows = [row for ref, row in published if ref.fold == "test"]
-    degraded: dict[str, list[dict]] = defaultdict(list)
-    for row in test_rows:
-        for name, data in iab.degrade_all(row["image"]["bytes"]).items():
-            degraded[name].append({**row, "image": {"bytes": data, "path": None},
-                                   "format": iab.DEGRADATIONS[name].output_format,
-                                   "sha256": iab.sha256_hex(data)})
-    for name, rows in degraded.items():
-        records += _write_parts(rows, root_path, lambda k, n, d=name:
-                                iab.degraded_shard_path(d, semantic, label, k, n))
+    records = _publish(published, root_path, label, semantic)
     return records, stats
+
+
+def _publish(published: list[tuple[RowRef, dict]], root: Path, label: str, semantic: str
+             ) -> list[ShardRecord]:
+    """Fold shards, one set per (fold, paper-split code), and degraded shards of every row in
+    the standard test fold or in the paper's test split (the two degraded configs)."""
+    records: list[ShardRecord] = []
+    groups: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
+    for ref, row in published:
+        groups[(ref.fold, ref.paper)].append(row)
+    for (fold, code), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        records += _write_parts(rows, root, lambda k, n, f=fold, c=code:
+                                iab.data_shard_path(semantic, f, label, k, n, paper=c))
+    degraded: dict[tuple[str, str, str | None], list[dict]] = defaultdict(list)
+    for ref, row in published:
+        if ref.fold != "test" and (ref.paper or "").split("-")[0] != "test":
+            continue
+        for name, data in iab.degrade_all(row["image"]["bytes"]).items():
+            degraded[(name, ref.fold, ref.paper)].append(
+                {**row, "image": {"bytes": data, "path": None},
+                 "format": iab.DEGRADATIONS[name].output_format, "sha256": iab.sha256_hex(data)})
+    for (name, fold, code), rows in sorted(degraded.items(),
+                                           key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+        records += _write_parts(rows, root, lambda k, n, d=name, f=fold, c=code:
+                                iab.degraded_shard_path(d, semantic, label, k, n, fold=f,
+                                                        paper=c))
+    return records
 
 
 # ------------------------------------------------------------------------ configs and output
@@ -235,7 +281,10 @@ def config_splits(shard_paths: list[str], rows_of: dict[str, int]
     for proto in iab.PROTOCOLS.values():
         splits = {s.name: iab.split_files(s, shard_paths) for s in proto.splits}
         empty = [name for name, files in splits.items() if not files]
-        if empty:
+        if proto.name.startswith("paper_exact") and all(not f for f in splits.values()):
+            skipped[proto.name] = ("built by `iab build --paper-split` only (the paper's own "
+                                   "split; see docs/PAPER.md)")
+        elif empty:
             skipped[proto.name] = f"no rows for split(s) {', '.join(empty)}"
         else:
             configs[proto.name] = splits
@@ -285,8 +334,12 @@ def _tasks(refs: list[RowRef], files: list[Path], root: Path, limit: int) -> lis
 
 def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False,
           num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True,
-          max_pixels: int | None = None) -> BuildReport:
+          max_pixels: int | None = None, paper_split: bool = False) -> BuildReport:
     """Build the Hub repo folder ``out`` from raw shards (files or folders of .parquet).
+
+    ``paper_split=True`` adds the paper_exact configs (the official code's own split, whose
+    membership depends on every image of the build, so adding images moves rows between its
+    folders; off by default, keeping the guarantee that adding images moves no row).
 
     Nothing is written unless the whole build succeeds; ``out`` must be new, empty, or hold an
     earlier build (then ``overwrite=True`` replaces it). Building twice from the same raw rows
@@ -301,6 +354,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     _check_out(out, overwrite)
     files = shards.find_raw_shards(inputs)
     refs, duplicates = scan_raw(files, progress, limit)
+    refs, paper = assign_paper_split(refs, keep_codes=paper_split)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = install.staging_folder(out)
     try:
@@ -335,11 +389,12 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         fp = fingerprint(refs)
         sizes = {r.path: r.bytes for r in records}
         (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp,
-                                                        repo_id))
+                                                        repo_id, paper))
         (tmp / "eval.yaml").write_text(card.render_eval_yaml())
         manifest = {
             "benchmark": iab.BENCHMARK_NAME, "version": iab.BENCHMARK_VERSION,
             "fingerprint": fp, "rows": len(refs), "configs": counts, "skipped_configs": skipped,
+            "paper_split": paper,
             "shards": [asdict(r) for r in records],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
@@ -348,7 +403,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp)
+    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp, paper)
 
 
 def _write_checksums(root: Path, known: dict[str, str]) -> None:

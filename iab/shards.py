@@ -62,9 +62,16 @@ def read_table(path: Path, columns: list[str] | None = None,
     inside: any read failure becomes a clear error naming the file."""
     try:
         pf = open_parquet(path)
-        table = pf.read(columns=columns) if row_groups is None else pf.read_row_groups(
-            row_groups, columns=columns)
+        present = set(pf.schema_arrow.names)
+        # columns added to the schema later read as null from shards written before them
+        absent = [c for c in (columns or iab.ADDED_COLUMNS) if c in iab.ADDED_COLUMNS
+                  and c not in present]
+        cols = None if columns is None else [c for c in columns if c not in absent]
+        table = pf.read(columns=cols) if row_groups is None else pf.read_row_groups(
+            row_groups, columns=cols)
         table.validate(full=True)  # e.g. string columns holding bytes that are not UTF-8
+        for c in absent:
+            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
         return table
     except iab.BenchmarkError:
         raise
@@ -94,8 +101,10 @@ def _type_fits(actual: pa.DataType, expected: pa.DataType, nullable: bool) -> bo
 
 
 def check_columns(path: Path, schema: pa.Schema) -> None:
-    """Every column of the row schema is present, with a type that holds its values."""
-    missing = [c for c in iab.COLUMN_NAMES if c not in schema.names]
+    """Every column of the row schema is present, with a type that holds its values (columns
+    added to the schema later may be absent: they read as null)."""
+    missing = [c for c in iab.COLUMN_NAMES
+               if c not in schema.names and c not in iab.ADDED_COLUMNS]
     if missing:
         raise iab.BenchmarkError(
             f"{path}: missing column(s) {', '.join(missing)}; raw shards need every column of "
@@ -103,6 +112,8 @@ def check_columns(path: Path, schema: pa.Schema) -> None:
             "imageattributionbench's features() (see DESIGN section 3)")
     expected = arrow_schema()
     for c in iab.COLUMN_NAMES:
+        if c not in schema.names:  # an added column (ADDED_COLUMNS), read as null
+            continue
         want, have = expected.field(c).type, schema.field(c).type
         if not _type_fits(have, want, c not in iab.REQUIRED_VALUES):
             raise iab.BenchmarkError(

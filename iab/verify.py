@@ -11,14 +11,41 @@ reports.
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
 
 import imageattributionbench as iab
-from iab import shards
+from iab import official, paper_split, shards
 from iab.card import expand_patterns
+
+
+def _image_paths(table) -> list[str | None]:
+    col = table.column("image")
+    if not hasattr(col.type, "get_field_index") or col.type.get_field_index("path") < 0:
+        return [None] * table.num_rows
+    return [v.as_py() for chunk in col.chunks for v in chunk.field("path")]
+
+
+def _check_paper_split(entries: list, code_of: dict, degraded: dict) -> list[str]:
+    """Every row sits in the paper-split folder that the official split gives it, recomputed
+    from the rows, and each paper_exact degraded split holds exactly its test rows."""
+    problems = []
+    expected = paper_split.paper_codes(entries)
+    wrong = [(ident, code, expected.get(ident)) for ident, code in code_of.items()
+             if code != expected.get(ident)]
+    for ident, code, want in wrong[:20]:
+        problems.append(f"{ident}: in paper-split folder {code!r}, the paper's split says "
+                        f"{want!r}")
+    if len(wrong) > 20:
+        problems.append(f"... and {len(wrong) - 20} more rows in the wrong paper-split folder")
+    test = {i for i, c in expected.items() if c.split("-")[0] == "test"}
+    for name in iab.DEGRADATIONS:
+        if expected and degraded.get(name, set()) != test:
+            problems.append(f"degraded/{name}: paper_exact rows differ from the paper's test "
+                            f"split ({len(degraded.get(name, ()))} vs {len(test)})")
+    return problems
 
 
 def _card_configs(readme: Path) -> list[dict]:
@@ -100,6 +127,9 @@ def verify(repo: str | Path, quick: bool = False, max_pixels: int | None = None
     folds_of_prompt: dict[str, set[str]] = defaultdict(set)
     test_rows: set[tuple] = set()
     degraded_rows: dict[str, set[tuple]] = defaultdict(set)
+    paper_entries: list = []
+    code_of: dict[tuple, str | None] = {}
+    paper_degraded: dict[str, set[tuple]] = defaultdict(set)
     rows_of: dict[str, int] = {}
     for rec in manifest.get("shards", []):
         path, key = rec["path"], iab.parse_shard_path(rec["path"])
@@ -109,6 +139,7 @@ def verify(repo: str | Path, quick: bool = False, max_pixels: int | None = None
         try:
             table = shards.read_table(repo / path)
             images = shards.image_bytes_column(table)
+            paths = _image_paths(table)
             metadata = table.drop(["image"]).to_pylist()
         except Exception as e:  # any damage: bad pages, bytes that are not UTF-8 ...
             problems.append(f"{path}: unreadable ({type(e).__name__}: {e})")
@@ -139,11 +170,19 @@ def verify(repo: str | Path, quick: bool = False, max_pixels: int | None = None
                 problems.append(problem)
             ident = (row["generator"], row["prompt_id"], row["image_index"])
             if key.degradation:
-                degraded_rows[key.degradation].add(ident)
+                if key.fold == "test":
+                    degraded_rows[key.degradation].add(ident)
+                if (key.paper or "").split("-")[0] == "test":
+                    paper_degraded[key.degradation].add(ident)
             else:
                 folds_of_prompt[row["prompt_id"]].add(key.fold)
                 if key.fold == "test":
                     test_rows.add(ident)
+                code_of[ident] = key.paper
+                name = official.official_name({**row, "image": {"path": paths[i]}})
+                if name:
+                    paper_entries.append(paper_split.Entry(row["generator"], row["semantic"],
+                                                           name, ident))
 
     for pid, folds in sorted(folds_of_prompt.items()):
         if len(folds) > 1:
@@ -152,13 +191,21 @@ def verify(repo: str | Path, quick: bool = False, max_pixels: int | None = None
         if degraded_rows.get(name, set()) != test_rows:
             problems.append(f"degraded/{name}: rows differ from the standard test split "
                             f"({len(degraded_rows.get(name, ()))} vs {len(test_rows)})")
+    with_codes = (manifest.get("paper_split") or {}).get("configs", False)
+    problems += _check_paper_split(paper_entries if with_codes else [], code_of, paper_degraded)
 
     try:
         for cfg in _card_configs(repo / "README.md"):
             counts = manifest.get("configs", {}).get(cfg["config_name"], {})
             for split in cfg["data_files"]:
                 pats = split["path"] if isinstance(split["path"], list) else [split["path"]]
-                n = sum(rows_of[f] for f in expand_patterns(pats, set(rows_of)))
+                matched = [f for pat in pats for f in expand_patterns([pat], set(rows_of))]
+                twice = sorted(f for f, c in Counter(matched).items() if c > 1)
+                if twice:
+                    problems.append(f"README.md: config {cfg['config_name']!r} split "
+                                    f"{split['split']!r}: {twice[0]} is matched by two "
+                                    "data_files patterns (load_dataset reads it twice)")
+                n = sum(rows_of[f] for f in matched)
                 if n != counts.get(split["split"]):
                     problems.append(f"README.md: config {cfg['config_name']!r} split "
                                     f"{split['split']!r} selects {n} rows, manifest says "

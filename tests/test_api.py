@@ -156,9 +156,11 @@ def test_explicit_key_wins_over_environment(stub, make):
 
 def test_registry_api_generators_all_have_a_client():
     api_gens = [g for g in iab.GENERATORS if g.runs == "api"]
-    assert {g.api for g in api_gens} == {"openai", "gemini", "seedream"}
+    assert {g.api for g in api_gens} == {"openai", "gemini", "seedream", "openai_compatible"}
     for g in api_gens:
-        with api_client(g.api, g.api_model, api_key="k") as client:
+        # openai_compatible has no default host: the endpoint is always named
+        base = "https://proxy.example.com" if g.api == "openai_compatible" else None
+        with api_client(g.api, g.api_model, api_key="k", base_url=base) as client:
             assert (client.adapter, client.model) == (g.api, g.api_model)
 
 
