@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # only for type hints: datasets is imported lazily
 
 BENCHMARK_NAME = "ImageAttributionBench"
 # Bumped when a published row or split can change meaning; results record it.
-BENCHMARK_VERSION = "1.0.0"
+BENCHMARK_VERSION = "1.1.0"
 HUB_REPO_ID = "ImageAttributionBench/ImageAttributionBench"
 PAPER_ARXIV = "2605.12967"
 
