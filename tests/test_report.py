@@ -74,7 +74,7 @@ def make_results(model_id: str = "acme/vit-tiny") -> dict:
             "summary": {"seen": seen / 100, "unseen": unseen / 100, "gap": (seen - unseen) / 100},
         }
     return {
-        "schema_version": 1, "benchmark": "ImageAttributionBench", "benchmark_version": "1.0.0",
+        "schema_version": 1, "benchmark": "ImageAttributionBench", "benchmark_version": iab.BENCHMARK_VERSION,
         "created_at": CREATED_AT,
         "dataset": {"repo": "ImageAttributionBench/ImageAttributionBench", "revision": "abc123"},
         "model": {"id": model_id, "revision": None, "parameters": 5_000_000},
