@@ -32,7 +32,8 @@ MAKE_SPLIT = textwrap.dedent("""
         return Dataset.from_dict({
             "image": [{"bytes": b, "path": None} for b in images],
             "label": [i % 3 for i in range(10)], "generator": ["real"] * 10,
-            "semantic": ["cat"] * 10, "sha256": [str(i) for i in range(10)]})
+            "semantic": ["cat"] * 10, "sha256": [str(i) for i in range(10)],
+            "prompt_id": [f"cat-{i:04d}" for i in range(10)], "image_index": [0] * 10})
 """)
 
 
