@@ -6,6 +6,10 @@ seen/unseen for each semantic task.
         --out paper_table                          # the paper's settings (GPU)
     python -m harness.paper_table --dataset demo/repo --out demo/paper_table --tiny
     python -m harness.paper_table --from-results runs/*/results_*.json --out table
+    python -m harness.paper_table --official-checkpoints ckpt --out paper_table_official
+
+``--official-checkpoints`` scores the paper's 52 released checkpoints instead of training
+(harness/paper_official.py).
 
 Each method's run goes to <out>/<preset>/ and is kept: a rerun skips presets whose results
 exist (resumable), so an interrupted table continues where it stopped.
@@ -16,13 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import imageattributionbench as iab
+from harness.child import PresetFailure, run_child as _run_child
 from iab.scripts import run_script
 
 TABLE_MD, TABLE_PNG = "paper_table.md", "paper_table.png"
@@ -109,40 +110,6 @@ def _tiny_model(preset: str, folder: Path) -> str:
     return f"init:{preset}:tiny"
 
 
-@dataclass
-class PresetFailure:
-    """A preset whose run died or failed: its row in the table says so."""
-
-    preset: str
-    returncode: int
-    log: Path
-
-    def reason(self) -> str:
-        if self.returncode < 0:
-            try:
-                return f"killed by {signal.Signals(-self.returncode).name}"
-            except ValueError:
-                return f"killed by signal {-self.returncode}"
-        return f"exit status {self.returncode}"
-
-
-def _run_child(argv: list[str], log: Path) -> int:
-    """``python -m harness.run ARGV`` in its own process, its output shown and kept in log.
-
-    One process per preset: a native crash (a segfaulting CPU kernel) or an out-of-memory kill
-    costs that preset's row, not the table.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as keep:
-        child = subprocess.Popen([sys.executable, "-m", "harness.run", *argv],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 errors="replace")
-        for line in child.stdout:
-            sys.stdout.write(line)
-            keep.write(line)
-        return child.wait()
-
-
 def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
                 extra: list[str]) -> list:
     """``harness/run.py --preset P --protocol paper`` for each preset, each in a child process;
@@ -180,7 +147,7 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
 
 
 RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", "lr",
-               "batch_size", "weight_decay", "scheduler", "seed")
+               "batch_size", "weight_decay", "scheduler", "select", "seed")
 
 
 def _check_same_settings(results_file: Path, args) -> None:
@@ -213,6 +180,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="tiny random-weight models of the same classes (CPU, offline)")
     p.add_argument("--from-results", nargs="+", type=Path,
                    help="only tabulate these results files (no training)")
+    p.add_argument("--official-checkpoints", type=Path,
+                   help="a folder of the paper's released checkpoints "
+                        "(<name>/<name>_<split>.pth): convert and score them, no training")
     p.add_argument("--epochs", type=int, help="override every preset's epochs")
     p.add_argument("--lr", type=float, help="override every preset's learning rate")
     p.add_argument("--batch-size", type=int, help="override every preset's batch size")
@@ -228,11 +198,16 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     outcomes = args.from_results
-    if not outcomes:
-        extra = []
-        for flag in ("epochs", "lr", "batch_size"):
-            if getattr(args, flag) is not None:
-                extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    extra = []
+    for flag in ("epochs", "lr", "batch_size"):
+        if getattr(args, flag) is not None:
+            extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.official_checkpoints:
+        from harness.paper_official import run_official
+
+        batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        outcomes = run_official(args.dataset, out, args.official_checkpoints, args.tiny, batch)
+    elif not outcomes:
         outcomes = run_presets(args.dataset, out, args.presets, args.tiny, extra)
     md, png = write_table(outcomes, out)
     failures = [o for o in outcomes if isinstance(o, PresetFailure)]

@@ -110,7 +110,7 @@ def map_keys(method: str, state: dict) -> tuple[dict, list[str], list[str]]:
     return mapped, unused, unexpected
 
 
-def _clip_head(state: dict, path: Path) -> dict:
+def _clip_head(state: dict, path) -> dict:
     from methods.official.clip_lr import fold_logistic_regression
 
     missing = [k for k in CLIP_HEAD if k not in state]
@@ -126,11 +126,36 @@ def _clip_head(state: dict, path: Path) -> dict:
     return {"official.head.weight": weight, "official.head.bias": bias}
 
 
-def _refuse(path: Path, method: str, what: str, keys: list[str]) -> None:
+def _refuse(path, method: str, what: str, keys: list[str]) -> None:
     shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
     raise iab.BenchmarkError(f"{path} does not fit {method}'s official network: {len(keys)} "
                              f"{what} ({shown}); is it a {OFFICIAL[method].name} checkpoint "
                              "of the official code (and, with --tiny, a tiny one)?")
+
+
+def fitted(method: str, state: dict, config, where: str = "the state dict"):
+    """(model on the meta device, our key -> tensor) of an official state dict, checked:
+    refused unless its keys map exactly onto the official network (ours) and every shape
+    agrees. ``state`` may hold meta tensors (shape checks without memory)."""
+    import torch
+
+    mapped, unused, unexpected = map_keys(method, state)
+    if method == "clip-lr":
+        mapped.update(_clip_head(state, where))
+    with torch.device("meta"):
+        model = _model_class(method)(config)
+    expected = model.state_dict()
+    unexpected += [k for k in mapped if k not in expected]
+    if unexpected:
+        _refuse(where, method, "keys it does not have", unexpected)
+    missing = [k for k in expected if k not in mapped]
+    if missing:
+        _refuse(where, method, "keys it needs missing", missing)
+    wrong = [f"{k} {tuple(mapped[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
+             if mapped[k].shape != v.shape]
+    if wrong:
+        _refuse(where, method, "tensors of another shape", wrong)
+    return model, mapped, unused
 
 
 def convert(method: str, checkpoint: str | Path, out: str | Path, split: str | None = None,
@@ -138,7 +163,6 @@ def convert(method: str, checkpoint: str | Path, out: str | Path, split: str | N
             clip_config: dict | None = None) -> Path:
     """Write the official variant of ``method`` with ``checkpoint``'s weights to ``out``
     (safetensors + image processor); returns ``out``."""
-    import torch
     from transformers import ViTImageProcessor
 
     method = resolve(method)
@@ -149,22 +173,7 @@ def convert(method: str, checkpoint: str | Path, out: str | Path, split: str | N
     config = official_config(method, tiny, double_softmax)
     if clip_config:
         config.official["clip"] = {**config.official.get("clip", {}), **clip_config}
-    mapped, unused, unexpected = map_keys(method, state)
-    if method == "clip-lr":
-        mapped.update(_clip_head(state, path))
-    if unexpected:
-        _refuse(path, method, "keys it does not have", unexpected)
-    with torch.device("meta"):
-        model = _model_class(method)(config)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in mapped]
-    extra = [k for k in mapped if k not in expected]
-    if missing or extra:
-        _refuse(path, method, "missing or unexpected keys", missing + extra)
-    wrong = [f"{k} {tuple(mapped[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-             if mapped[k].shape != v.shape]
-    if wrong:
-        _refuse(path, method, "tensors of another shape", wrong)
+    model, mapped, unused = fitted(method, state, config, str(path))
     dtypes = sorted({str(t.dtype) for t in mapped.values() if t.is_floating_point()})
     weights = {k: (v.float() if v.is_floating_point() else v).contiguous()
                for k, v in mapped.items()}

@@ -166,7 +166,7 @@ class PatchCraftNet(nn.Module):
     full-resolution image by the input policy, packed as two views) each go through the fixed
     filter bank, whose seven group means are averaged and binarised at the median + 2/255;
     one shared convolution, BN and Hardtanh; their difference is classified by a 32-channel
-    CNN (``nn_classifier``). The official test loader's random JPEG / blur / down-sampling
+    CNN of 4 + 2 + 2 + 2 convolutions between average pools (``nn_classifier``). The official test loader's random JPEG / blur / down-sampling
     (10 % each) is left out: it cannot be reproduced."""
 
     def __init__(self, config):
@@ -180,8 +180,8 @@ class PatchCraftNet(nn.Module):
         self.conv_layer = nn.Conv2d(1, width, 3, padding=1)
         self.batch_norm = nn.BatchNorm2d(width)
         layers = []
-        for stage in range(4):
-            for _ in range(2):
+        for stage, convs in enumerate((4, 2, 2, 2)):
+            for _ in range(convs):
                 layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width),
                            nn.ReLU()]
             layers.append(nn.AvgPool2d(2, 2) if stage < 3 else nn.AdaptiveAvgPool2d((1, 1)))
