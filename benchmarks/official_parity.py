@@ -24,8 +24,9 @@ networks from their constructors, UCF's Xception weights file is skipped, CLIP-L
 ``from_pretrained`` builds a 2-layer random CLIP with ViT-H/14's widths; three modules the
 official repository lacks (``debug.print_func``, ``imagenet_c``, ``MulticoreTSNE``) are stubs.
 Randomness the official test loaders keep is replaced by its deterministic counterpart:
-PatchCraft's random JPEG/blur/resize (10 % each) is off, RepMix's random flip + crop is the
-centre crop, SSP's 64 random patches are the half-overlapping grid.
+PatchCraft's random JPEG/blur/resize (10 % each) is off and its sort of equally diverse
+patches stable (numpy's default sort orders them by numpy version and CPU), RepMix's random
+flip + crop is the centre crop, SSP's 64 random patches are the half-overlapping grid.
 """
 
 from __future__ import annotations
@@ -238,9 +239,7 @@ def _build(src: Path, name: str, root: Path):
     if name == "ssp":
         _deterministic_ssp_patch()
     if name == "patchcraft":
-        import ImageAttributionDataset.dataset_patchcraft as pc
-
-        pc.random_augmentation = lambda image: image
+        _deterministic_patchcraft()
     dataset = DATASET[name](root_dir=str(root), num_images_per_semantic_per_class=2000,
                             config=config)
     dataset.set_test()
@@ -250,6 +249,30 @@ def _build(src: Path, name: str, root: Path):
         prep = T.Compose([T.Resize(config["img_rsize"]), T.CenterCrop(config["img_csize"])])
         dataset.transform["test"] = [prep] + list(dataset.transform["test"][1:])
     return model, dataset
+
+
+class _StableNumpy:
+    """numpy with a stable argsort: the official PatchCraft's order of equally diverse
+    patches is numpy's unstable sort's, which depends on the numpy version and the CPU."""
+
+    def __getattr__(self, name):
+        import numpy
+
+        if name == "argsort":
+            return lambda a, **k: numpy.argsort(a, kind="stable")
+        return getattr(numpy, name)
+
+
+def _deterministic_patchcraft():
+    import importlib
+
+    # the official package is importable under two names (its __init__ extends sys.path):
+    # patch both copies of the module
+    for name in ("ImageAttributionDataset.dataset_patchcraft",
+                 "dataset.ImageAttributionDataset.dataset_patchcraft"):
+        pc = importlib.import_module(name)
+        pc.random_augmentation = lambda image: image  # its 10 % JPEG / blur / resize
+        pc.np = _StableNumpy()
 
 
 def _deterministic_ssp_patch():
@@ -300,7 +323,7 @@ def record_fixture(src: Path, work: Path, target: Path) -> None:
     official_side(src, work, [])  # the shims and stubs; no method
     import transformers
     from dataset.ImageAttributionDataset.dataset import model_class_to_label
-    from dataset.ImageAttributionDataset.dataset_patchcraft import split_and_reconstruct_image
+    import dataset.ImageAttributionDataset.dataset_patchcraft as pc
 
     laion = {"vision_config": {"hidden_size": 1280, "intermediate_size": 5120,
                                "num_hidden_layers": 32, "num_attention_heads": 16,
@@ -340,14 +363,18 @@ def record_fixture(src: Path, work: Path, target: Path) -> None:
     for i in range(len(IMAGES)):
         img = Image.open(work / f"img{i}.png").convert("RGB")
         center = T.Compose([T.Resize(256), T.CenterCrop(256)])(img)
-        poor, rich = split_and_reconstruct_image(np.array(img))  # it returns (p, r)
+        poor, rich = pc.split_and_reconstruct_image(np.array(img))  # it returns (p, r)
+        tiles = [[int(pc.compute(Image.fromarray(view[r:r + 32, c:c + 32])))
+                  for r in range(0, 256, 32) for c in range(0, 256, 32)]
+                 for view in (rich, poor)]
         clip_view = T.Compose([T.Resize(384, interpolation=T.InterpolationMode.BICUBIC),
                                T.CenterCrop(384)])(img)
         fixture["pipelines"][f"img{i}"] = {
             "resnet": digest(np.array(T.Compose([T.Resize(256), T.CenterCrop(224)])(img))),
             "center256": digest(np.array(center)), "rich": digest(rich), "poor": digest(poor),
             "dna512": digest(np.array(center.resize([512, 512]))),
-            "clip384": digest(np.array(clip_view))}
+            "clip384": digest(np.array(clip_view)),
+            "rich_tiles": tiles[0], "poor_tiles": tiles[1]}
     target.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(target, "wt", encoding="utf-8") as f:
         json.dump(fixture, f, sort_keys=True)

@@ -66,9 +66,10 @@ def texture_diversity(patches: np.ndarray) -> np.ndarray:
 def patchcraft_views(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rich, poor) 256 x 256 reconstructions of an (H, W, 3) uint8 image, as the official
     ``split_and_reconstruct_image``: the full 32 px patches of a grid from the top left,
-    ranked by texture diversity (numpy's default argsort, as its code: ties between equally
-    diverse patches fall as that sort leaves them); the poorest and richest third, at most 64
-    each (richest first), tiled 8 x 8 and repeated to fill."""
+    ranked by texture diversity; the poorest and richest third, at most 64 each (richest
+    first), tiled 8 x 8 and repeated to fill. Equally diverse patches are taken in raster
+    order (a stable sort): the official code's order for them is numpy's unstable default
+    sort's, which differs between numpy versions and CPUs."""
     h, w = arr.shape[:2]
     rows, cols = h // PATCH, w // PATCH
     if rows == 0 or cols == 0:  # no patch: the official code returns black images
@@ -76,7 +77,7 @@ def patchcraft_views(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return blank, blank.copy()
     patches = arr[:rows * PATCH, :cols * PATCH].reshape(rows, PATCH, cols, PATCH, 3)
     patches = patches.transpose(0, 2, 1, 3, 4).reshape(-1, PATCH, PATCH, 3)
-    order = np.argsort(texture_diversity(patches))
+    order = np.argsort(texture_diversity(patches), kind="stable")
     count = max(1, len(patches) // 3)
     poor = order[:count][:GRID * GRID]
     rich = order[-count:][-GRID * GRID:][::-1]

@@ -20,7 +20,7 @@ import imageattributionbench as iab
 import methods  # noqa: F401
 from harness.data import crop
 from harness.models import Scored, label_index
-from harness.official_inputs import patchcraft_views
+from harness.official_inputs import patchcraft_views, texture_diversity
 from methods.convert_official import convert, fitted, main, strip_wrappers
 from methods.official import (BY_OFFICIAL_NAME, OFFICIAL, OFFICIAL_LABELS, SPLITS,
                               official_config)
@@ -192,15 +192,19 @@ def test_official_test_pipelines_pixel_for_pixel():
         assert _digest(crop(data, "paper_center", 256)) == want["center256"], i
         assert _digest(crop(data, "paper_center", 512)) == want["dna512"], i
         rich, poor = patchcraft_views(arr)
-        assert (_digest(rich), _digest(poor)) == (want["rich"], want["poor"]), i
+        for view, name in ((rich, "rich"), (poor, "poor")):  # tile by tile, their diversities
+            tiles = view.reshape(8, 32, 8, 32, 3).transpose(0, 2, 1, 3, 4).reshape(64, 32, 32, 3)
+            assert texture_diversity(tiles).tolist() == want[f"{name}_tiles"], (i, name)
+        # equal diversities aside (the official order of ties is numpy's unstable sort's)
+        assert _digest(rich) == want["rich"], i
         packed = torch.as_tensor(crop(data, "defl_views", 462)).permute(2, 0, 1)[None]
         image, clip = unpack_views(packed.contiguous(), (256, 384))
         assert _digest(image[0].permute(1, 2, 0).numpy()) == want["center256"], i
         assert _digest(clip[0].permute(1, 2, 0).numpy()) == want["clip384"], i
         packed = torch.as_tensor(crop(data, "patchcraft_views", 363)).permute(2, 0, 1)[None]
         views = unpack_views(packed.contiguous(), (256, 256))
-        assert [_digest(v[0].permute(1, 2, 0).numpy()) for v in views] == [want["rich"],
-                                                                             want["poor"]]
+        assert [_digest(v[0].permute(1, 2, 0).numpy()) for v in views] == [_digest(rich),
+                                                                             _digest(poor)]
 
 
 def test_resize_truncates_as_torchvision():
@@ -279,16 +283,15 @@ def test_patchcraft_views_rank_and_tile_the_patches():
 
 
 def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path, monkeypatch):
-    """The release's layout in, the paper's table out: rows in the paper's order, its
-    columns; each checkpoint scored on its own split; a missing file leaves its columns
-    empty; a rerun reuses the conversions and runs."""
+    """The release's layout in, the paper's table out: its columns, each checkpoint scored
+    on its own split (the default one on the clean and degraded tests, split k on semantic
+    task k); a rerun reuses the conversions and runs."""
     from harness import paper_official, paper_table
 
     repo, _ = built
     ckpt = tmp_path / "ckpt"
     for i, split in enumerate(SPLITS):
         official_file(ckpt, "dct-cnn", split, seed=i)
-    official_file(ckpt, "resnet50", "default")
     out = tmp_path / "table"
     argv = ["--dataset", str(repo), "--out", str(out), "--official-checkpoints", str(ckpt),
             "--tiny", "--batch-size", "16"]
@@ -297,19 +300,35 @@ def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path, monk
     lines = (out / paper_table.TABLE_MD).read_text().splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == ["method"] + [c[0] for c in paper_table.columns()]
-    rows = {r.split("|")[1].strip(): r.split("|")[2:-1] for r in lines[2:] if r.startswith("|")}
-    assert list(rows) == ["resnet50", "dct-cnn"]
-    assert all(c.strip() not in ("-", "failed") for c in rows["dct-cnn"])
-    assert [c.strip() == "-" for c in rows["resnet50"]] == [False] * 7 + [True] * 6
+    (row,) = [r for r in lines[2:] if r.startswith("|")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "dct-cnn" and all(c not in ("-", "failed") for c in cells[1:])
     merged = json.loads((out / "dct-cnn" / "results_official.json").read_text())
     assert set(merged["sources"]) == set(SPLITS)
     assert merged["sources"]["split3"]["trained_on"] == "semantic_disjoint_ffhq"
-    runs = sorted(out.glob("dct-cnn/*/results_*.json"))
-    assert len(runs) == 4
+    runs = {p.parent.name: json.loads(p.read_text()) for p in out.glob("dct-cnn/*/results_*.json")}
+    assert sorted(runs) == sorted(SPLITS)
+    assert set(runs["default"]["protocols"]) == {"standard", "degraded"}
+    assert set(runs["split2"]["protocols"]) == {"semantic_disjoint_bedroom"}
+    assert runs["split1"]["run_config"]["preprocess"]["policy"] == "paper_center"
     assert paper_table.main(paper_table.parse_args(argv)) == 0  # resumed: nothing reran
-    assert sorted(out.glob("dct-cnn/*/results_*.json")) == runs
+    assert len(list(out.glob("dct-cnn/*/results_*.json"))) == 4
     monkeypatch.setattr("harness.run.PROTOCOLS", ("paper_exact",))
     assert paper_official.table_protocol() == "paper_exact"
-    (ckpt / "dct" / "notes.pth").write_bytes(b"")
+
+
+def test_release_folder_rows_in_the_papers_order(tmp_path):
+    from harness import paper_official
+
+    for method, split in (("ssp", "default"), ("resnet50", "split2"), ("dct-cnn", "split1")):
+        name = OFFICIAL[method].name
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / f"{name}_{split}.pth").write_bytes(b"")
+    found = paper_official.find_checkpoints(tmp_path)
+    assert list(found) == ["resnet50", "dct-cnn", "ssp"]
+    assert list(found["resnet50"]) == ["split2"]
+    (tmp_path / "dct" / "notes.pth").write_bytes(b"")
     with pytest.raises(iab.BenchmarkError, match="not one of the release's files"):
-        paper_official.find_checkpoints(ckpt)
+        paper_official.find_checkpoints(tmp_path)
+    with pytest.raises(iab.BenchmarkError, match="not a folder"):
+        paper_official.find_checkpoints(tmp_path / "nothing")
