@@ -80,7 +80,8 @@ def rate(step, batch: int, warmup: int, steps: int, device) -> float:
 
 def measure(name: str, args, device) -> dict:
     torch.manual_seed(0)
-    model, side = (build_official if args.official else build)(name, args.tiny)
+    official = getattr(args, "official", False)  # gpu_harness.py passes its own options
+    model, side = (build_official if official else build)(name, args.tiny)
     model.to(device)
     pixels = torch.randn(args.batch_size, 3, side, side, device=device)
     labels = torch.randint(0, len(iab.LABELS), (args.batch_size,), device=device)
@@ -101,7 +102,7 @@ def measure(name: str, args, device) -> dict:
             model(pixels).float().softmax(-1).cpu()
 
     train = None
-    if not args.official:  # official variants score converted checkpoints: no training
+    if not official:  # official variants score converted checkpoints: no training
         model.train()
         train = rate(train_step, args.batch_size, args.warmup, args.steps, device)
     model.eval()
