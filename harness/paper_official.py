@@ -6,8 +6,8 @@ official attributors' names (``dna/dna_split2.pth``). Each is converted
 (methods.convert_official) into ``<out>/converted/<name>_<split>`` and scored with
 ``harness/run.py --method score``, each in its own process: the default checkpoint on the
 paper protocol's standard job (clean and degraded test sets), split k on its semantic task k.
-The protocol is ``paper_exact`` (the paper's own splits) when harness/run.py has it, else
-``paper``. A method's four runs are merged into ``<out>/<method>/results_official.json``, one
+The protocol is ``paper_exact`` (the paper's own split: a build with ``--paper-split``) when
+harness/run.py has it, else ``paper``; ``--protocol`` chooses. A method's four runs are merged into ``<out>/<method>/results_official.json``, one
 row of the table; a missing file leaves its columns empty, a failed run marks the row.
 """
 
@@ -78,11 +78,13 @@ def _converted(method: str, path: Path, folder: Path, tiny: bool) -> Path:
     return convert(method, path, folder, tiny=tiny)
 
 
-def run_official(dataset: str, out: Path, folder: Path, tiny: bool, extra: list[str]) -> list:
-    """Per method found: its merged results file, or a ``PresetFailure``."""
+def run_official(dataset: str, out: Path, folder: Path, tiny: bool, extra: list[str],
+                 protocol: str | None = None) -> list:
+    """Per method found: its merged results file, or a ``PresetFailure``; ``protocol``
+    defaults to ``table_protocol()``."""
     from harness.child import PresetFailure, run_child
 
-    protocol = table_protocol()
+    protocol = protocol or table_protocol()
     jobs = official_jobs(protocol)
     outcomes = []
     for method, files in find_checkpoints(folder).items():

@@ -38,8 +38,11 @@ def samples_filename(protocol: str, created_at: str) -> str:
 # Per-image predictions
 # ---------------------------------------------------------------------------------------------
 
-SAMPLE_COLUMNS = ("protocol", "split", "sha256", "generator", "semantic", "label", "prediction",
-                  "score", "probabilities")
+SAMPLE_COLUMNS = ("protocol", "split", "sha256", "generator", "prompt_id", "image_index",
+                  "semantic", "label", "prediction", "score", "probabilities")
+# (generator, prompt_id, image_index) is a row's identity in the benchmark (docs/DESIGN.md): the
+# leaderboard matches samples to the dataset's own labels by it to recompute the metrics.
+IDENTITY_COLUMNS = ("generator", "prompt_id", "image_index")
 
 
 def _label_name(value, where: str) -> str:
@@ -58,7 +61,9 @@ def write_samples(rows: list[dict], out_dir: str | os.PathLike, protocol: str,
     Each row needs ``split``, ``sha256``, ``generator``, ``semantic``, ``label`` and
     ``prediction`` (label names or ids; stored as names) and ``probabilities`` (the model's
     class probabilities); ``score``, the probability of the prediction, defaults to the
-    largest probability. ``protocol`` fills the column of the same name.
+    largest probability. ``prompt_id`` and ``image_index`` (with ``generator``, the row's
+    identity) are null when a row lacks them; the leaderboard then matches rows by sha256.
+    ``protocol`` fills the column of the same name.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -77,11 +82,15 @@ def write_samples(rows: list[dict], out_dir: str | os.PathLike, protocol: str,
         cols["protocol"].append(protocol)
         for k in ("split", "sha256", "generator", "semantic"):
             cols[k].append(str(row[k]))
+        cols["prompt_id"].append(None if row.get("prompt_id") is None else str(row["prompt_id"]))
+        cols["image_index"].append(None if row.get("image_index") is None
+                                   else int(row["image_index"]))
         cols["label"].append(_label_name(row["label"], f"samples row {i} label"))
         cols["prediction"].append(_label_name(row["prediction"], f"samples row {i} prediction"))
         cols["score"].append(float(row["score"]) if row.get("score") is not None else max(probs))
         cols["probabilities"].append(probs)
-    schema = pa.schema([(c, pa.string()) for c in SAMPLE_COLUMNS[:7]]
+    schema = pa.schema([(c, pa.int32() if c == "image_index" else pa.string())
+                        for c in SAMPLE_COLUMNS[:9]]
                        + [("score", pa.float32()), ("probabilities", pa.list_(pa.float32()))])
     buf = io.BytesIO()
     pq.write_table(pa.table(cols, schema=schema), buf)
@@ -142,7 +151,7 @@ def push_report(out_dir: str | os.PathLike, repo_id: str, *, api: "HfApi | None"
                 results_repo: str | None = None) -> str:
     """Upload a :func:`write_report` folder to the model repo ``repo_id`` (created if needed);
     with ``results_repo``, also put its results JSON in that dataset repo at
-    :func:`results_repo_path`. Returns the model repo's URL.
+    :func:`results_repo_path`, and its samples files beside it. Returns the model repo's URL.
 
     The token is ``token``, else the api's own, else the saved login or ``HF_TOKEN``; without
     one nothing is called and a BenchmarkError says how to log in.
@@ -164,8 +173,14 @@ def push_report(out_dir: str | os.PathLike, repo_id: str, *, api: "HfApi | None"
                       commit_message=f"{iab.BENCHMARK_NAME} {results['benchmark_version']} "
                                      f"results ({results['created_at']})")
     if results_repo:
-        api.upload_file(path_or_fileobj=str(results_file),
-                        path_in_repo=results_repo_path(results), repo_id=results_repo,
-                        repo_type="dataset", token=token,
-                        commit_message=f"Add results of {results['model']['id']}")
+        # the samples go beside the results: the leaderboard verifies every number from them
+        dest = results_repo_path(results)
+        folder = dest.rsplit("/", 1)[0]
+        files = [(results_file, dest)] + [
+            (p, f"{folder}/{p.name}") for p in sorted(out.glob(
+                f"samples_*_{iso_slug(results['created_at'])}.parquet"))]
+        for local, remote in files:
+            api.upload_file(path_or_fileobj=str(local), path_in_repo=remote,
+                            repo_id=results_repo, repo_type="dataset", token=token,
+                            commit_message=f"Add results of {results['model']['id']}")
     return str(url)

@@ -26,8 +26,9 @@ from iab.faults import fault_point
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 from harness.presets import SCHEDULERS
 
-PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
-    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
+PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
+    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint")) + tuple(
+    iab.PAPER_EXACT_TASKS)  # each task alone: a released checkpoint of that task is scored
 DEGRADED = tuple(iab.DEGRADATIONS)
 
 
@@ -53,6 +54,12 @@ def jobs_for(protocol: str) -> list[Job]:
         return paper
     if protocol == "all":  # the paper's set and open-set rejection: every leaderboard number
         return paper + [Job("open_set", (("open_set", ("test",)),))]
+    if protocol == "paper_exact":  # the paper's own split (built with iab build --paper-split)
+        return [Job("paper_exact", (("paper_exact", ("test",)),
+                                    ("paper_exact_degraded", DEGRADED)))] + [
+            Job(p, ((p, ("test",)),)) for p in iab.PAPER_EXACT_TASKS]
+    if protocol in iab.PAPER_EXACT_TASKS:
+        return [Job(protocol, ((protocol, ("test",)),))]
     return [Job(protocol, ((protocol, ("test_seen", "test")),))]
 
 
@@ -70,9 +77,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--model-revision", help="revision of a Hub model")
     what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
     what.add_argument("--protocol", default="standard",
-                      help=" | ".join(PROTOCOLS[:4]) + " | semantic_disjoint[_<subclass>] "
+                      help=" | ".join(PROTOCOLS[:5]) + " | semantic_disjoint[_<subclass>] "
                            "(paper: standard + degraded + the three semantic tasks; all: paper "
-                           "+ open_set)")
+                           "+ open_set; paper_exact: the same on the paper's own split, from a "
+                           "build made with iab build --paper-split)")
     what.add_argument("--dataset", default=iab.HUB_REPO_ID,
                       help="dataset repo id or a folder built by `iab build`")
     what.add_argument("--revision", help="dataset revision (commit sha or branch)")
@@ -200,7 +208,7 @@ def main(args: argparse.Namespace) -> int:
     from accelerate.utils import set_seed
 
     from harness import data, models
-    from harness.metrics import degradation_drop, load_metric, seen_unseen_gap
+    from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
     from harness.report import push_report, write_report
     from harness.train import SELECTION_RULES, TrainConfig, fit
@@ -300,29 +308,32 @@ def main(args: argparse.Namespace) -> int:
                     accelerator.print(f"{config}/{split}: skipped {len(pred.skipped)} "
                                       f"undecodable image(s), e.g. {pred.skipped[0]}")
                 if accelerator.is_main_process:
-                    metrics = metric.compute(
-                        predictions=pred.predictions.tolist(), references=pred.labels.tolist(),
-                        scores=pred.probabilities.tolist(), semantics=pred.semantics,
-                        labels=list(iab.LABELS), known_labels=known)
+                    metrics = score_split(metric, pred.predictions.tolist(),
+                                          pred.labels.tolist(), pred.probabilities.tolist(),
+                                          pred.semantics, known)
                     metrics["skipped"] = len(pred.skipped)
                     result["splits"][split] = metrics
                     n_samples[f"{config}/{split}"] = len(pred.labels)
                     samples.setdefault(config, []).extend(
                         {"protocol": config, "split": split, "sha256": pred.sha256[i],
-                         "generator": pred.generators[i], "semantic": pred.semantics[i],
+                         "generator": pred.generators[i], "prompt_id": pred.prompt_ids[i],
+                         "image_index": pred.image_indices[i], "semantic": pred.semantics[i],
                          "label": int(pred.labels[i]), "prediction": int(pred.predictions[i]),
                          "score": float(pred.probabilities[i].max()),
                          "probabilities": pred.probabilities[i].tolist()}
                         for i in range(len(pred.labels)))
             protocols[config] = result
         if accelerator.is_main_process:
-            if "degraded" in protocols and "standard" in protocols:
-                summary = degradation_drop(
-                    protocols["standard"]["splits"]["test"]["accuracy"],
-                    {s: m["accuracy"] for s, m in protocols["degraded"]["splits"].items()})
-                summary["clean_accuracy"] = summary.pop("clean")
-                protocols["degraded"]["summary"] = summary
+            for clean, deg in (("standard", "degraded"), ("paper_exact", "paper_exact_degraded")):
+                if deg in protocols and clean in protocols:
+                    summary = degradation_drop(
+                        protocols[clean]["splits"]["test"]["accuracy"],
+                        {s: m["accuracy"] for s, m in protocols[deg]["splits"].items()})
+                    summary["clean_accuracy"] = summary.pop("clean")
+                    protocols[deg]["summary"] = summary
             for name, res in protocols.items():
+                if name in iab.PAPER_EXACT_TASKS:
+                    res["summary"] = {"unseen": res["splits"]["test"]["accuracy"]}
                 if name.startswith("semantic_disjoint"):
                     res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
                                                      res["splits"]["test"]["accuracy"])

@@ -282,11 +282,11 @@ def test_patchcraft_views_rank_and_tile_the_patches():
     assert all((v == 0).all() and v.shape == (256, 256, 3) for v in blank)
 
 
-def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path, monkeypatch):
+def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path):
     """The release's layout in, the paper's table out: its columns, each checkpoint scored
     on its own split (the default one on the clean and degraded tests, split k on semantic
     task k); a rerun reuses the conversions and runs."""
-    from harness import paper_official, paper_table
+    from harness import paper_table
 
     repo, _ = built
     ckpt = tmp_path / "ckpt"
@@ -294,9 +294,8 @@ def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path, monk
         official_file(ckpt, "dct-cnn", split, seed=i)
     out = tmp_path / "table"
     argv = ["--dataset", str(repo), "--out", str(out), "--official-checkpoints", str(ckpt),
-            "--tiny", "--batch-size", "16"]
-    assert paper_official.table_protocol() == "paper"  # no paper_exact on this branch
-    assert paper_table.main(paper_table.parse_args(argv)) == 0
+            "--tiny", "--batch-size", "16", "--protocol", "paper"]  # a build without the
+    assert paper_table.main(paper_table.parse_args(argv)) == 0    # paper split
     lines = (out / paper_table.TABLE_MD).read_text().splitlines()
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header == ["method"] + [c[0] for c in paper_table.columns()]
@@ -313,8 +312,21 @@ def test_paper_table_from_a_folder_of_official_checkpoints(built, tmp_path, monk
     assert runs["split1"]["run_config"]["preprocess"]["policy"] == "paper_center"
     assert paper_table.main(paper_table.parse_args(argv)) == 0  # resumed: nothing reran
     assert len(list(out.glob("dct-cnn/*/results_*.json"))) == 4
-    monkeypatch.setattr("harness.run.PROTOCOLS", ("paper_exact",))
+
+
+def test_the_official_table_uses_the_papers_own_split_when_the_harness_has_it(monkeypatch):
+    """paper_exact by default, each checkpoint scored on its own job alone (the semantic
+    tasks as single protocols), the columns of that split (no seen test there)."""
+    from harness import paper_official, paper_table
+
     assert paper_official.table_protocol() == "paper_exact"
+    jobs = paper_official.official_jobs("paper_exact")
+    assert jobs["split2"] == ("paper_exact_semantic_bedroom", ("paper_exact_semantic_bedroom",))
+    assert jobs["default"][1] == ("paper_exact", "paper_exact_degraded")
+    assert [c[0] for c in paper_table.columns("paper_exact")][-3:] == [
+        "cat->others", "bedroom->others", "FFHQ->others"]
+    monkeypatch.setattr("harness.run.PROTOCOLS", ("standard", "paper"))
+    assert paper_official.table_protocol() == "paper"
 
 
 def test_release_folder_rows_in_the_papers_order(tmp_path):
