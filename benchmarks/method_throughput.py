@@ -9,6 +9,8 @@ is included for scale. On a GPU: bf16 autocast, cudnn benchmark; on CPU: fp32.
     python benchmarks/method_throughput.py                    # here: CPU
     python benchmarks/method_throughput.py --batch-size 64    # on a GPU machine
     python benchmarks/method_throughput.py --tiny --steps 2   # the tiny variants (quick check)
+    python benchmarks/method_throughput.py --official --batch-size 64  # the 13 official
+                                                       # variants, inference only (scoring)
 """
 
 from __future__ import annotations
@@ -22,6 +24,20 @@ from pathlib import Path
 import torch
 
 import imageattributionbench as iab
+
+
+def build_official(name: str, tiny: bool):
+    """(the official variant as the harness scores it, its input side)."""
+    from transformers import AutoModelForImageClassification
+
+    import methods  # noqa: F401
+    from harness.models import Scored, label_index
+    from methods.official import official_config
+
+    config = official_config(name, tiny)
+    model = AutoModelForImageClassification.from_config(config)
+    side = 224 if config.input_policy == "paper_resnet" else config.crop_size
+    return Scored(model, label_index(config.id2label)), side
 
 
 def build(name: str, tiny: bool):
@@ -64,7 +80,8 @@ def rate(step, batch: int, warmup: int, steps: int, device) -> float:
 
 def measure(name: str, args, device) -> dict:
     torch.manual_seed(0)
-    model, side = build(name, args.tiny)
+    official = getattr(args, "official", False)  # gpu_harness.py passes its own options
+    model, side = (build_official if official else build)(name, args.tiny)
     model.to(device)
     pixels = torch.randn(args.batch_size, 3, side, side, device=device)
     labels = torch.randint(0, len(iab.LABELS), (args.batch_size,), device=device)
@@ -84,8 +101,10 @@ def measure(name: str, args, device) -> dict:
         with autocast:
             model(pixels).float().softmax(-1).cpu()
 
-    model.train()
-    train = rate(train_step, args.batch_size, args.warmup, args.steps, device)
+    train = None
+    if not official:  # official variants score converted checkpoints: no training
+        model.train()
+        train = rate(train_step, args.batch_size, args.warmup, args.steps, device)
     model.eval()
     infer = rate(infer_step, args.batch_size, args.warmup, args.steps, device)
     params = sum(p.numel() for p in model.parameters())
@@ -96,16 +115,23 @@ def measure(name: str, args, device) -> dict:
 def parse_args(argv=None) -> argparse.Namespace:
     import methods
 
+    from methods.official import OFFICIAL
+
     names = ["resnet50", *methods.METHODS]
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default=",".join(names), help=", ".join(names))
+    ap.add_argument("--methods", help=", ".join(names) + " (default: all; with --official: "
+                                      + ", ".join(OFFICIAL) + ")")
+    ap.add_argument("--official", action="store_true",
+                    help="the official variants (methods/official), inference only")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5, help="timed steps")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     ap.add_argument("--tiny", action="store_true", help="the tiny variants instead")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    args.methods = args.methods or ",".join(OFFICIAL if args.official else names)
+    return args
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -122,7 +148,7 @@ def main(args: argparse.Namespace) -> dict:
           f"batch {args.batch_size}, {args.steps} timed steps after {args.warmup}"
           + (", tiny variants" if args.tiny else ", paper sizes"))
     figures = {"device": where, "batch_size": args.batch_size, "tiny": args.tiny,
-               "methods": {}}
+               "official": args.official, "methods": {}}
     for name in tqdm(args.methods.split(","), desc="methods", unit="method"):
         figures["methods"][name] = measure(name, args, device)
         if cuda:
@@ -130,8 +156,9 @@ def main(args: argparse.Namespace) -> dict:
     print(f"\n{'method':<16} {'crop':>5} {'parameters':>12} {'train img/s':>12} "
           f"{'infer img/s':>12}")
     for name, f in figures["methods"].items():
-        print(f"{name:<16} {f['crop']:>5} {f['parameters']:>12,} "
-              f"{f['train_images_per_s']:>12.1f} {f['inference_images_per_s']:>12.1f}")
+        train = "-" if f["train_images_per_s"] is None else f"{f['train_images_per_s']:.1f}"
+        print(f"{name:<16} {f['crop']:>5} {f['parameters']:>12,} {train:>12} "
+              f"{f['inference_images_per_s']:>12.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1))
     return figures

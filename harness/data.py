@@ -22,17 +22,26 @@ from typing import Iterator
 import numpy as np
 
 import imageattributionbench as iab
+from harness.official_inputs import VIEW_SIDES, official_views, tv_center_crop, tv_resize
 from iab.faults import fault_point
 from iab.procs import die_with_parent, pid_alive
 
-POLICIES = ("native_crop", "processor", "paper_resnet")
+POLICIES = ("native_crop", "processor", "paper_resnet", "paper_center", "patchcraft_views",
+            "defl_views")
 DEFAULT_POLICY = {"finetune": "native_crop", "linear_probe": "processor", "score": "processor"}
 POLICY_TEXT = {
     "native_crop": "center crop at native resolution (no resizing: keeps high-frequency "
                    "traces); images smaller than the crop are zero-padded",
     "processor": "the model's image processor geometry (resize to its input size)",
     "paper_resnet": "the paper's ResNet-50 setting: shorter side resized to 256, center crop "
-                    "224",
+                    "224 (torchvision's geometry)",
+    "paper_center": "the paper's loaders' Resize(256) + CenterCrop(256) (torchvision's "
+                    "geometry); then resized to the model's side (bicubic) if that is not 256 "
+                    "(DNA-Det's 512)",
+    "patchcraft_views": "the official PatchCraft's rich/poor-texture reconstructions of the "
+                        "full image, two 256 px views packed in one square",
+    "defl_views": "the official DEFL's 256 crop and CLIP's 384 px bicubic crop, packed in "
+                  "one square",
 }
 # What metrics and the samples file need per image; (generator, prompt_id, image_index) is the
 # row's identity, by which the leaderboard matches samples to the benchmark's own labels.
@@ -57,6 +66,8 @@ def geometry(processor, policy: str) -> Geometry:
     side = get("height") or get("shortest_edge") or 224
     if policy == "paper_resnet":
         side = 224
+    elif policy in VIEW_SIDES:
+        side = VIEW_SIDES[policy]  # packed views: harness/official_inputs.py
     mean = tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5))
     std = tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5))
     return Geometry(int(side), mean, std)
@@ -85,11 +96,16 @@ def crop(data: bytes, policy: str, side: int) -> np.ndarray:
         raise CorruptImage(str(e)) from e
     if policy == "processor":
         img = img.resize((side, side), Image.Resampling.BILINEAR)
-    elif policy == "paper_resnet":
-        w, h = img.size
-        scale = 256 / min(w, h)
-        img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))),
-                         Image.Resampling.BILINEAR)
+    elif policy in ("paper_resnet", "paper_center"):
+        # torchvision's Resize(256) + CenterCrop, as the paper's loaders (its truncation and
+        # rounding: 640 x 427 -> 383 x 256, not 384 x 256)
+        crop_side = side if policy == "paper_resnet" else 256
+        img = tv_center_crop(tv_resize(img, 256, Image.Resampling.BILINEAR), crop_side)
+        if img.size != (side, side):  # DNA-Det's resize to 512 (PIL's default, bicubic)
+            img = img.resize((side, side), Image.Resampling.BICUBIC)
+        return np.asarray(img)
+    elif policy in VIEW_SIDES:
+        return official_views(img, policy)
     return _center_crop(np.asarray(img), side)
 
 

@@ -6,6 +6,10 @@ seen/unseen for each semantic task.
         --out paper_table                          # the paper's settings (GPU)
     python -m harness.paper_table --dataset demo/repo --out demo/paper_table --tiny
     python -m harness.paper_table --from-results runs/*/results_*.json --out table
+    python -m harness.paper_table --official-checkpoints ckpt --out paper_table_official
+
+``--official-checkpoints`` scores the paper's 52 released checkpoints instead of training
+(harness/paper_official.py).
 
 Each method's run goes to <out>/<preset>/ and is kept: a rerun skips presets whose results
 exist (resumable), so an interrupted table continues where it stopped.
@@ -16,20 +20,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import imageattributionbench as iab
+from harness.child import PresetFailure, run_child as _run_child
 from iab.scripts import run_script
 
 TABLE_MD, TABLE_PNG = "paper_table.md", "paper_table.png"
 
 
-def columns() -> list[tuple[str, str, str]]:
-    """(header, protocol, split) of each column, in the paper's order."""
+def columns(protocol: str = "paper") -> list[tuple[str, str, str]]:
+    """(header, config, split) of each column, in the paper's order: of ``--protocol paper``
+    (our folds) or ``paper_exact`` (the paper's own split, whose tasks have no seen test)."""
+    if protocol == "paper_exact":
+        cols = [("clean", "paper_exact", "test")]
+        cols += [(name, "paper_exact_degraded", name) for name in iab.DEGRADATIONS]
+        return cols + [(f"{iab.protocol(t).train_semantic}->others", t, "test")
+                       for t in iab.PAPER_EXACT_TASKS]
     cols = [("clean", "standard", "test")]
     cols += [(name, "degraded", name) for name in iab.DEGRADATIONS]
     for task in iab.PAPER_SEMANTIC_TASKS:
@@ -38,22 +45,23 @@ def columns() -> list[tuple[str, str, str]]:
     return cols
 
 
-def table_rows(results: list[dict]) -> list[tuple[str, list[float | None]]]:
+def table_rows(results: list[dict], protocol: str = "paper"
+               ) -> list[tuple[str, list[float | None]]]:
     """(row name, accuracy per column or None where not evaluated) per results file."""
     rows = []
     for r in results:
         values = []
-        for _, protocol, split in columns():
-            m = r["protocols"].get(protocol, {}).get("splits", {}).get(split)
+        for _, protocol_config, split in columns(protocol):
+            m = r["protocols"].get(protocol_config, {}).get("splits", {}).get(split)
             values.append(None if m is None else m["accuracy"])
         rows.append((r["run_config"].get("preset") or r["model"]["id"], values))
     return rows
 
 
-def markdown(rows, failures=()) -> str:
+def markdown(rows, failures=(), protocol: str = "paper") -> str:
     """Rows of (name, values); a name in ``failures`` is a preset whose run failed."""
     failed = {f.preset: f for f in failures}
-    head = ["method"] + [c[0] for c in columns()]
+    head = ["method"] + [c[0] for c in columns(protocol)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, values in rows:
         cells = ["failed" if name in failed else "-" if v is None else f"{100 * v:.1f}"
@@ -63,14 +71,14 @@ def markdown(rows, failures=()) -> str:
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
 
 
-def plot(rows, path: Path) -> Path:
+def plot(rows, path: Path, protocol: str = "paper") -> Path:
     """The table as a heat map, values in percent, one row per method."""
     import numpy as np
 
     from harness.plots import _pyplot, _save
 
     plt = _pyplot()
-    cols = columns()
+    cols = columns(protocol)
     data = np.array([[np.nan if v is None else 100 * v for v in values] for _, values in rows],
                     dtype=float).reshape(len(rows), len(cols))
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 1.2 + 0.45 * len(rows)))
@@ -86,16 +94,22 @@ def plot(rows, path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_table(outcomes: list, out: Path) -> tuple[Path, Path]:
-    """The table of results files and failed presets (``PresetFailure``), in that order."""
+def write_table(outcomes: list, out: Path, protocol: str | None = None) -> tuple[Path, Path]:
+    """The table of results files and failed presets (``PresetFailure``), in that order;
+    its columns those of ``protocol`` (default: the results files' own)."""
+    results = {i: json.loads(Path(o).read_text()) for i, o in enumerate(outcomes)
+               if not isinstance(o, PresetFailure)}
+    if protocol is None:
+        ran = {r["run_config"].get("protocol") for r in results.values()}
+        protocol = "paper_exact" if ran == {"paper_exact"} else "paper"
     rows, failures = [], [o for o in outcomes if isinstance(o, PresetFailure)]
-    for o in outcomes:
-        rows += [(o.preset, [None] * len(columns()))] if isinstance(o, PresetFailure) else \
-            table_rows([json.loads(Path(o).read_text())])
+    for i, o in enumerate(outcomes):
+        rows += [(o.preset, [None] * len(columns(protocol)))] if i not in results else \
+            table_rows([results[i]], protocol)
     out.mkdir(parents=True, exist_ok=True)
     md = out / TABLE_MD
-    md.write_text(markdown(rows, failures))
-    return md, plot(rows, out / TABLE_PNG)
+    md.write_text(markdown(rows, failures, protocol))
+    return md, plot(rows, out / TABLE_PNG, protocol)
 
 
 def _tiny_model(preset: str, folder: Path) -> str:
@@ -109,42 +123,8 @@ def _tiny_model(preset: str, folder: Path) -> str:
     return f"init:{preset}:tiny"
 
 
-@dataclass
-class PresetFailure:
-    """A preset whose run died or failed: its row in the table says so."""
-
-    preset: str
-    returncode: int
-    log: Path
-
-    def reason(self) -> str:
-        if self.returncode < 0:
-            try:
-                return f"killed by {signal.Signals(-self.returncode).name}"
-            except ValueError:
-                return f"killed by signal {-self.returncode}"
-        return f"exit status {self.returncode}"
-
-
-def _run_child(argv: list[str], log: Path) -> int:
-    """``python -m harness.run ARGV`` in its own process, its output shown and kept in log.
-
-    One process per preset: a native crash (a segfaulting CPU kernel) or an out-of-memory kill
-    costs that preset's row, not the table.
-    """
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a", encoding="utf-8") as keep:
-        child = subprocess.Popen([sys.executable, "-m", "harness.run", *argv],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                 errors="replace")
-        for line in child.stdout:
-            sys.stdout.write(line)
-            keep.write(line)
-        return child.wait()
-
-
 def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
-                extra: list[str]) -> list:
+                extra: list[str], protocol: str = "paper") -> list:
     """``harness/run.py --preset P --protocol paper`` for each preset, each in a child process;
     per preset, its results file or a ``PresetFailure``."""
     from harness import run as harness_run
@@ -156,7 +136,7 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
     outcomes = []
     for name in presets:
         folder = out / name
-        argv = ["--preset", name, "--protocol", "paper", "--dataset", dataset,
+        argv = ["--preset", name, "--protocol", protocol, "--dataset", dataset,
                 "--output-dir", str(folder), *extra]
         if tiny:
             argv += ["--model", _tiny_model(name, out / "models")]
@@ -180,7 +160,7 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
 
 
 RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", "lr",
-               "batch_size", "weight_decay", "scheduler", "seed")
+               "batch_size", "weight_decay", "scheduler", "select", "seed")
 
 
 def _check_same_settings(results_file: Path, args) -> None:
@@ -213,6 +193,13 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="tiny random-weight models of the same classes (CPU, offline)")
     p.add_argument("--from-results", nargs="+", type=Path,
                    help="only tabulate these results files (no training)")
+    p.add_argument("--protocol", choices=("paper", "paper_exact"),
+                   help="paper (our folds; the default for presets) or paper_exact (the paper's "
+                        "own split: a build with --paper-split; the default with "
+                        "--official-checkpoints)")
+    p.add_argument("--official-checkpoints", type=Path,
+                   help="a folder of the paper's released checkpoints "
+                        "(<name>/<name>_<split>.pth): convert and score them, no training")
     p.add_argument("--epochs", type=int, help="override every preset's epochs")
     p.add_argument("--lr", type=float, help="override every preset's learning rate")
     p.add_argument("--batch-size", type=int, help="override every preset's batch size")
@@ -228,12 +215,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     outcomes = args.from_results
-    if not outcomes:
-        extra = []
-        for flag in ("epochs", "lr", "batch_size"):
-            if getattr(args, flag) is not None:
-                extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-        outcomes = run_presets(args.dataset, out, args.presets, args.tiny, extra)
+    extra = []
+    for flag in ("epochs", "lr", "batch_size"):
+        if getattr(args, flag) is not None:
+            extra += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    if args.official_checkpoints:
+        from harness.paper_official import run_official
+
+        batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        outcomes = run_official(args.dataset, out, args.official_checkpoints, args.tiny, batch,
+                                args.protocol)
+    elif not outcomes:
+        outcomes = run_presets(args.dataset, out, args.presets, args.tiny, extra,
+                               args.protocol or "paper")
     md, png = write_table(outcomes, out)
     failures = [o for o in outcomes if isinstance(o, PresetFailure)]
     print("\n" + md.read_text() + f"\nwrote {md} and {png}")

@@ -2,6 +2,11 @@
 LogisticRegression (L2, C = 1, L-BFGS) on frozen image embeddings, fitted in torch and folded
 into the probe's linear layer, so the harness evaluates, saves and reports it like any head.
 
+With ``double_softmax`` the head outputs the regression's probabilities instead of its
+logits, so that the harness's softmax gives what the official CLIP-LR evaluation scores
+(softmax of ``predict_proba``, mttry/ImageAttributionBench attributor_clip_lr.py), so its
+AUROC and AP are reproduced exactly; accuracy is the same either way.
+
 The objective is scikit-learn's: 0.5 ||W||^2 + C * sum of cross-entropies (intercept not
 penalised), over the labels present in training; labels never seen in training (or outside
 the open-set mask) get a bias of -1e4, i.e. are never predicted, as scikit-learn's model
@@ -71,17 +76,29 @@ def fit_logistic_regression(features: torch.Tensor, labels: torch.Tensor, num_la
     return weight.float(), bias.float(), int(iterations)
 
 
-def fit_probe(accelerator, probe, train, val, geo, batch_size: int, allowed=None):
+class ProbabilityHead(torch.nn.Linear):
+    """A linear head whose output is its softmax: the regression's probabilities."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(super().forward(x), dim=-1)
+
+
+def fit_probe(accelerator, probe, train, val, geo, batch_size: int, allowed=None,
+              double_softmax: bool = False):
     """Fit a LinearProbe's head by logistic regression on the training embeddings; returns
     the prepared probe and a training log (validation accuracy for the record only: there is
-    nothing to select)."""
+    nothing to select). ``double_softmax``: score as the official CLIP-LR evaluation."""
     from harness.predict import predict
 
     probe = accelerator.prepare(probe)
     features, labels = extract_features(accelerator, probe, train, geo, batch_size)
     weight, bias, iterations = fit_logistic_regression(
         features, labels, accelerator.unwrap_model(probe).head.out_features, allowed=allowed)
-    head = accelerator.unwrap_model(probe).head
+    inner = accelerator.unwrap_model(probe)
+    head = inner.head
+    if double_softmax:
+        head = ProbabilityHead(head.in_features, head.out_features).to(head.weight)
+        inner.head = head
     with torch.no_grad():
         head.weight.copy_(weight.to(head.weight))
         head.bias.copy_(bias.to(head.bias))
@@ -90,6 +107,8 @@ def fit_probe(accelerator, probe, train, val, geo, batch_size: int, allowed=None
     accelerator.print(f"logistic regression: {iterations} L-BFGS iterations on "
                       f"{len(labels)} embeddings, validation accuracy {accuracy:.4f}")
     return probe, {"solver": "lbfgs logistic regression (StandardScaler, L2, C=1)",
+                   "scores": "softmax of the probabilities (the official CLIP-LR "
+                             "evaluation)" if double_softmax else "softmax of the logits",
                    "iterations": iterations, "train_embeddings": len(labels),
                    "validation_accuracy": accuracy,
                    "selection": "none: one convex fit, validation reported only"}

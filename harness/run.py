@@ -27,7 +27,8 @@ from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 from harness.presets import SCHEDULERS
 
 PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
-    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
+    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint")) + tuple(
+    iab.PAPER_EXACT_TASKS)  # each task alone: a released checkpoint of that task is scored
 DEGRADED = tuple(iab.DEGRADATIONS)
 
 
@@ -57,15 +58,18 @@ def jobs_for(protocol: str) -> list[Job]:
         return [Job("paper_exact", (("paper_exact", ("test",)),
                                     ("paper_exact_degraded", DEGRADED)))] + [
             Job(p, ((p, ("test",)),)) for p in iab.PAPER_EXACT_TASKS]
+    if protocol in iab.PAPER_EXACT_TASKS:
+        return [Job(protocol, ((protocol, ("test",)),))]
     return [Job(protocol, ((protocol, ("test_seen", "test")),))]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="YAML file whose keys set defaults for these options")
-    p.add_argument("--preset", help="the paper's settings by name: resnet50, clip-lr, or a "
-                                    "method (dct-cnn, patch-forensics, dna-det, repmix, "
-                                    "patchcraft, pose, ssp, defl, hifi-net, ucf); --config "
+    p.add_argument("--preset", help="the official scripts' settings by name: resnet50, "
+                                    "clip-lr, or a method (dct-cnn, patch-forensics, gfd, "
+                                    "dna-det, repmix, hifi-net, ucf, pose, patchcraft, ssp, "
+                                    "defl); NAME-ours: this project's alternative; --config "
                                     "and flags still win")
     what = p.add_argument_group("what")
     what.add_argument("--model", help="Hub id or local path; init:METHOD[:tiny] starts a "
@@ -89,11 +93,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--weight-decay", type=float, default=0.01)
     train.add_argument("--scheduler", choices=SCHEDULERS, default="onecycle",
                        help="learning rate: onecycle (warm-up then cosine, per step), step "
-                            "(x0.9 each epoch, the paper's ResNet-50), constant")
+                            "(x0.9 each epoch, the paper's ResNet-50), constant, step500 "
+                            "(x0.9 every 500 batches, the official POSE)")
+    train.add_argument("--select", choices=("best", "last"), default="best",
+                       help="the checkpoint tested: best validation accuracy, or the last "
+                            "epoch (the official scripts' post-training test)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--probe", choices=("adamw", "lbfgs"), default="adamw",
                        help="linear_probe head: adamw (epochs of AdamW) or lbfgs (the paper's "
                             "CLIP-LR: standardised multinomial logistic regression, C=1)")
+    train.add_argument("--double-softmax", action="store_true",
+                       help="linear_probe: score with the softmax of the probe's "
+                            "probabilities, as the official CLIP-LR evaluation does (AUROC and "
+                            "AP change, accuracy does not)")
     train.add_argument("--preprocess", choices=POLICIES,
                        help="default: the method model's own input policy, else "
                             "native_crop for finetune and processor otherwise")
@@ -138,6 +150,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     check_method(args.method)
     jobs_for(args.protocol)
+    if args.double_softmax and args.method != "linear_probe":
+        p.error("--double-softmax is for --method linear_probe (a converted official "
+                "checkpoint records it in its config: methods.convert_official)")
     if args.probe == "lbfgs" and (args.method != "linear_probe" or args.streaming):
         p.error("--probe lbfgs (the clip-lr preset's) fits a linear_probe head on all "
                 "training embeddings at once: use it with --method linear_probe and without "
@@ -196,7 +211,7 @@ def main(args: argparse.Namespace) -> int:
     from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
     from harness.report import push_report, write_report
-    from harness.train import SELECTION_RULE, TrainConfig, fit
+    from harness.train import SELECTION_RULES, TrainConfig, fit
 
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     fault_point(f"harness.run.{args.preset or 'main'}")  # kill tests (iab/faults.py)
@@ -227,7 +242,7 @@ def main(args: argparse.Namespace) -> int:
     metric = load_metric()
     created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
-                      0, args.stop_after_epoch, args.scheduler)
+                      0, args.stop_after_epoch, args.scheduler, args.select)
     protocols, samples, n_samples, training = {}, {}, {}, {}
     dataset_revision = args.revision
     n_params = None
@@ -269,7 +284,7 @@ def main(args: argparse.Namespace) -> int:
                 from harness.probe import fit_probe
 
                 model, log = fit_probe(accelerator, model, train, val, geo, args.batch_size,
-                                       allowed)
+                                       allowed, double_softmax=args.double_softmax)
             else:
                 model, log = fit(accelerator, model, train, val, geo, cfg,
                                  out_dir / "checkpoints" / job.train_config, args.resume,
@@ -341,7 +356,7 @@ def main(args: argparse.Namespace) -> int:
         "dataset": {"repo": args.dataset, "revision": dataset_revision},
         "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params},
         "method": args.method, "run_config": run_config,
-        "checkpoint_selection": SELECTION_RULE if args.method != "score" else
+        "checkpoint_selection": SELECTION_RULES[args.select] if args.method != "score" else
         "none: the model is scored as it is",
         "protocols": protocols, "environment": _environment(accelerator),
         "n_samples": n_samples,

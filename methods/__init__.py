@@ -5,7 +5,11 @@ when this package is imported, so that checkpoints load without remote code:
     model = AutoModelForImageClassification.from_pretrained("ORG/iab-patchcraft")
 
 ``METHODS`` names each method's module and classes (``python -m methods.init NAME DIR`` writes
-a fresh checkpoint to fine-tune with ``harness/run.py``).
+a fresh checkpoint to fine-tune with ``harness/run.py``). Each has a ``paper`` variant (its
+paper's method, the default) and an ``official`` one (the paper's code as it ran, for its
+released checkpoints: ``python -m methods.convert_official``, methods/official/).
+``ALL_METHODS`` adds CLIP-LR's model, which only scores converted official checkpoints (the
+harness fits CLIP-LR itself as a linear probe: ``--preset clip-lr``).
 """
 
 from __future__ import annotations
@@ -51,11 +55,17 @@ METHODS = {
                            "Guo et al., CVPR 2023: colour + Laplacian stems, 4-level hierarchy"),
     "ucf": MethodSpec("methods.ucf", "UCFConfig", "UCFForImageClassification",
                       "Yan et al., ICCV 2023: forgery/content encoders, specific + common"),
+    "gfd": MethodSpec("methods.gfd", "GFDConfig", "GFDForImageClassification",
+                      "Yang et al., arXiv 2021: GAN fingerprint disentangling (U-Net, "
+                      "discriminator, auxiliary classifier)"),
 }
+ALL_METHODS = {**METHODS, "clip-lr": MethodSpec(
+    "methods.clip_lr", "CLIPLRConfig", "CLIPLRForImageClassification",
+    "Cioni et al., arXiv 2024: logistic regression on frozen CLIP image embeddings")}
 
 
 def register_all() -> None:
-    for spec in METHODS.values():
+    for spec in ALL_METHODS.values():
         config, model = spec.classes()
         AutoConfig.register(config.model_type, config, exist_ok=True)
         AutoModelForImageClassification.register(config, model, exist_ok=True)

@@ -7,6 +7,12 @@ whose logits follow the method's own inference rule (e.g. averaged patch predict
 whose loss, in training mode with labels, is the method's own training objective (patch-wise
 cross-entropy, contrastive terms, mixed representations ...). ``label_mask`` (bool, one per
 benchmark label) restricts training to known labels (open set).
+
+Every method has two variants, a config value (``variant``): ``paper`` (the default) follows
+the method's own paper; ``official`` is the network of the paper's official code
+(mttry/ImageAttributionBench, ``methods/official/``), with its module names, so that its
+released checkpoints load one to one (``python -m methods.convert_official``), its 23-class
+output order and its inference rule, defects included.
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from transformers.modeling_outputs import ImageClassifierOutput
 import imageattributionbench as iab
 
 
+VARIANTS = ("paper", "official")
+
+
 class MethodConfig(PretrainedConfig):
     """A method's config: architecture fields in subclasses; the paper's record here."""
 
@@ -28,7 +37,8 @@ class MethodConfig(PretrainedConfig):
 
     def __init__(self, num_channels: int = 3, input_policy: str = "native_crop",
                  crop_size: int = 256, hyperparameters: dict | None = None,
-                 input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5), **kwargs):
+                 input_mean=(0.5, 0.5, 0.5), input_std=(0.5, 0.5, 0.5),
+                 variant: str = "paper", official: dict | None = None, **kwargs):
         kwargs.setdefault("id2label", dict(enumerate(iab.LABELS)))
         kwargs.setdefault("label2id", dict(iab.LABEL_IDS))
         super().__init__(**kwargs)
@@ -40,6 +50,11 @@ class MethodConfig(PretrainedConfig):
         self.input_std = list(input_std)
         self.hyperparameters = dict(self.paper_hyperparameters if hyperparameters is None
                                     else hyperparameters)
+        if variant not in VARIANTS:
+            raise ValueError(f"variant {variant!r}: choose from {', '.join(VARIANTS)}")
+        self.variant = variant
+        # the official network's settings (widths, double_softmax ...): methods/official
+        self.official = dict(official or {})
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -65,7 +80,18 @@ class MethodModel(PreTrainedModel):
     main_input_name = "pixel_values"
     has_training_objective = True  # the harness trains with this model's own loss
 
+    def __init__(self, config: MethodConfig):
+        super().__init__(config)
+        self.is_official = getattr(config, "variant", "paper") == "official"
+        if self.is_official:  # subclasses return from __init__ right after this
+            from methods.official import build_network
+
+            self.official = build_network(config)
+            self.post_init()
+
     def _init_weights(self, module: nn.Module) -> None:
+        if self.is_official:  # the official networks initialise themselves, as its code does
+            return
         # He init for ReLU convolutions: the library default (std 0.02) starves them
         if isinstance(module, nn.Conv2d) and module.weight.requires_grad:
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -97,7 +123,10 @@ class MethodModel(PreTrainedModel):
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None,
                 label_mask: torch.Tensor | None = None, **kwargs) -> ImageClassifierOutput:
         pixel_values = pixel_values.float()
-        if labels is not None and self.training:
+        if self.is_official:  # inference networks: fine-tuning one uses cross-entropy
+            logits = self.official(pixel_values)
+            loss = cross_entropy(logits, labels, label_mask) if labels is not None else None
+        elif labels is not None and self.training:
             logits, loss = self.training_loss(pixel_values, labels, label_mask)
         else:
             logits = self.logits(pixel_values)

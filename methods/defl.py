@@ -87,6 +87,8 @@ class DEFLForImageClassification(MethodModel):
 
     def __init__(self, config: DEFLConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         w, channels = config.level_width, config.num_channels
         self.directional, self.standard = nn.ModuleList(), nn.ModuleList()
         for _ in range(4):
@@ -117,7 +119,7 @@ class DEFLForImageClassification(MethodModel):
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         model = super().from_pretrained(*args, **kwargs)
-        if model.clip is not None:  # loading hands back trainable parameters: freeze again
+        if getattr(model, "clip", None) is not None:  # loading unfreezes it: freeze again
             model.clip.requires_grad_(False)
         return model
 

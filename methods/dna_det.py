@@ -83,6 +83,8 @@ class DNADetForImageClassification(MethodModel):
 
     def __init__(self, config: DNADetConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         self.features = simple_cnn(config.num_channels, config.widths)
         channels = config.widths[-1]
         self.dropout = nn.Dropout(config.dropout)

@@ -92,6 +92,8 @@ class HiFiNetForImageClassification(MethodModel):
 
     def __init__(self, config: HiFiNetConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         w, c = config.stem_width, config.num_channels
         self.colour_stem = nn.Sequential(conv_bn_relu(c, w), conv_bn_relu(w, w))
         self.frequency_in = conv_bn_relu(c, w)

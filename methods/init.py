@@ -27,6 +27,7 @@ NORMALISATION = {
     "dct-cnn": ((0.0,) * 3, (1.0,) * 3),  # the spectrum is standardised inside the model
     "patch-forensics": HALF, "dna-det": HALF, "patchcraft": HALF, "pose": HALF,
     "defl": HALF, "hifi-net": HALF, "ucf": HALF,  # UCF's decoder rebuilds [-1, 1] images
+    "gfd": HALF,  # fingerprinted images are real images in [-1, 1] plus a fingerprint
     "repmix": IMAGENET, "ssp": IMAGENET,  # ImageNet-initialised ResNet-50 backbones
 }
 TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
@@ -46,6 +47,8 @@ TINY = {  # 64 px crops: the tiny generators' images are 64 x 64
     "hifi-net": {"stem_width": 8, "widths": [8, 8, 16, 16], "crop_size": 64},
     "ucf": {"backbone_spec": TINY_RESNET, "width": 32, "decoder_widths": [16, 8],
             "crop_size": 64},
+    "gfd": {"base_channels": 4, "discriminator_width": 4, "backbone_spec": TINY_RESNET,
+            "crop_size": 64},
 }
 
 
@@ -55,6 +58,7 @@ PRETRAINED = {
     "repmix": {"backbone_weights": "microsoft/resnet-50"},
     "ssp": {"backbone_weights": "microsoft/resnet-50"},
     "ucf": {"backbone_weights": "microsoft/resnet-50"},
+    "gfd": {"backbone_weights": "microsoft/resnet-50"},  # its auxiliary classifier
     "defl": {"backbone_weights": "microsoft/resnet-50",
              "clip_weights": "openai/clip-vit-base-patch16"},
 }
@@ -101,10 +105,12 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
         if not isinstance(getattr(model, "backbone", None), ResNetModel):
             raise iab.BenchmarkError(f"{name} has no ResNet backbone to start from "
                                      f"{backbone_weights}; methods with one: repmix, ssp, "
-                                     "defl, ucf")
+                                     "defl, ucf, gfd")
         from methods.backbone import load_pretrained
 
         load_pretrained(model.backbone, backbone_weights)
+    if hasattr(model, "after_backbone_weights"):  # GFD: its frozen perceptual copy
+        model.after_backbone_weights()
     config.initialised_from = {k: v for k, v in (("backbone", backbone_weights),
                                                  ("clip", clip_weights)) if v} or "random"
     out = Path(out)
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                                             "paper's)")
     p.add_argument("--tiny", action="store_true", help="tiny widths, for CPU tests and demos")
     p.add_argument("--backbone-weights", help="Hub ResNet to start the backbone from "
-                                              "(repmix, ssp, defl, ucf), e.g. "
+                                              "(repmix, ssp, defl, ucf, gfd), e.g. "
                                               "microsoft/resnet-50")
     p.add_argument("--clip-weights", help="Hub CLIP for DEFL's semantic branch, e.g. "
                                           "openai/clip-vit-base-patch16")

@@ -77,6 +77,8 @@ class PatchForensicsForImageClassification(MethodModel):
 
     def __init__(self, config: PatchForensicsConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         c1, c2, *blocks = config.widths
         layers = [nn.Conv2d(config.num_channels, c1, 3, 2, bias=False), nn.BatchNorm2d(c1),
                   nn.ReLU(), nn.Conv2d(c1, c2, 3, bias=False), nn.BatchNorm2d(c2), nn.ReLU()]

@@ -57,6 +57,8 @@ class PatchCraftForImageClassification(MethodModel):
 
     def __init__(self, config: PatchCraftConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         self.register_buffer("srm", srm_kernels())  # fixed, not learnt; saved with the weights
         self.texture = nn.Sequential(nn.Conv2d(30, config.width, 3, padding=1),
                                      nn.BatchNorm2d(config.width), nn.Hardtanh())

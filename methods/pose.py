@@ -75,6 +75,8 @@ class POSEForImageClassification(MethodModel):
 
     def __init__(self, config: POSEConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         channels = config.widths[-1]
         self.backbone = nn.Sequential(simple_cnn(config.num_channels, config.widths),
                                       nn.AdaptiveAvgPool2d(config.map_size), nn.Flatten())

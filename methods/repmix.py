@@ -43,6 +43,8 @@ class RepMixForImageClassification(MethodModel):
 
     def __init__(self, config: RepMixConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         self.backbone = resnet(config.backbone_spec, config.num_channels)
         self.embed = nn.Linear(feature_size(config.backbone_spec), config.embedding)
         self.attribution = nn.Linear(config.embedding, config.num_labels)

@@ -47,6 +47,8 @@ class SSPForImageClassification(MethodModel):
 
     def __init__(self, config: SSPConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         self.register_buffer("srm", srm3_kernels())  # fixed; saved with the weights
         self.backbone = resnet(config.backbone_spec)
         self.classifier = nn.Linear(feature_size(config.backbone_spec), config.num_labels)

@@ -65,6 +65,8 @@ class UCFForImageClassification(MethodModel):
 
     def __init__(self, config: UCFConfig):
         super().__init__(config)
+        if self.is_official:  # the official network (methods/official) replaces this one
+            return
         spec, w = config.backbone_spec, config.width
         self.backbone = resnet(spec, config.num_channels)  # forgery encoder
         self.content_encoder = resnet(spec, config.num_channels)

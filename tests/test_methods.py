@@ -30,7 +30,7 @@ def tiny_model(name: str, seed: int = 0):
 
 def test_every_method_is_registered_and_has_a_tiny_variant():
     assert NAMES == ["dct-cnn", "patch-forensics", "dna-det", "repmix", "patchcraft", "pose",
-                     "ssp", "defl", "hifi-net", "ucf"]
+                     "ssp", "defl", "hifi-net", "ucf", "gfd"]
     assert set(TINY) == set(NAMES)
 
 
@@ -73,7 +73,8 @@ def test_open_set_mask_keeps_training_off_unknown_labels(name):
     head = {"dct-cnn": "classifier", "patch-forensics": "patch_classifier",
             "dna-det": "classifier", "repmix": "attribution", "patchcraft": "classifier",
             "pose": "classifier", "ssp": "classifier", "defl": "classifier.4",
-            "hifi-net": "heads.3.7", "ucf": "head_specific.5"}[name]
+            "hifi-net": "heads.3.7", "ucf": "head_specific.5",
+            "gfd": "generator.classification_head.2"}[name]
     grad = model.get_submodule(head).weight.grad.flatten(1).abs().sum(1)
     assert grad[4:].max() == 0 and grad[:4].max() > 0
 
@@ -198,7 +199,7 @@ def test_ssp_takes_the_simplest_native_patch():
 
 def test_unknown_method_names_the_valid_ones(tmp_path):
     with pytest.raises(iab.BenchmarkError, match="valid methods: dct-cnn, patch-forensics"):
-        init_checkpoint("gfd", tmp_path)
+        init_checkpoint("gfd-net", tmp_path)
 
 
 # --- training through the harness -------------------------------------------------------
@@ -207,7 +208,7 @@ def test_unknown_method_names_the_valid_ones(tmp_path):
 TRAIN = {  # epochs, lr: small models on 96 training images of 4 generators
     "dct-cnn": (12, 0.01), "patch-forensics": (8, 0.01), "dna-det": (8, 0.005),
     "repmix": (10, 0.03), "patchcraft": (10, 0.01), "pose": (8, 0.005), "ssp": (10, 0.01),
-    "defl": (8, 0.003), "hifi-net": (8, 0.01), "ucf": (10, 0.01),
+    "defl": (8, 0.003), "hifi-net": (8, 0.01), "ucf": (10, 0.01), "gfd": (10, 0.01),
 }
 
 
@@ -389,3 +390,26 @@ def test_pretrained_backbone_and_clip_start_and_stay_frozen(tmp_path):
     with pytest.raises(iab.BenchmarkError, match="no ResNet backbone"):
         init_checkpoint("pose", tmp_path / "pose", tiny=True,
                         backbone_weights=str(tmp_path / "resnet"))
+
+
+def test_gfd_each_network_learns_from_its_own_terms():
+    """The generator's terms reach it through the discriminator and the auxiliary classifier
+    but leave their weights alone; every part learns; a batch without a real image trains
+    the latent classifier only."""
+    model = tiny_model("gfd").train()
+    marked = torch.rand(2, 3, 64, 64, requires_grad=True)
+    for frozen_net, weight in ((model._disc, model.discriminator[0].weight),
+                               (model._aux, model.backbone.embedder.embedder.convolution.weight)):
+        to_image, to_weight = torch.autograd.grad(frozen_net(marked, frozen=True).sum(),
+                                                  [marked, weight], allow_unused=True)
+        assert to_image.abs().sum() > 0 and to_weight is None
+    real = model.config.label2id["real"]
+    x = torch.rand(4, 3, 64, 64)
+    _, loss = model.training_loss(x, torch.tensor([real, 3, 5, real]), None)
+    parts = [model.decoder.out.weight, model.discriminator[0].weight, model.aux_head.weight,
+             model.generator.classification_head[2].weight]
+    assert all(g.abs().sum() > 0 for g in torch.autograd.grad(loss, parts))
+    assert not any(p.requires_grad for p in model.perceptual.parameters())
+    _, latent = model.training_loss(x, torch.tensor([3, 5, 7, 9]), None)
+    grads = torch.autograd.grad(latent, parts, allow_unused=True)
+    assert grads[:3] == (None, None, None) and grads[3].abs().sum() > 0

@@ -18,8 +18,10 @@ def test_resnet50_preset_is_the_papers_setting_and_flags_still_win():
     args = harness_run.parse_args(["--preset", "resnet50"])
     assert (args.model, args.method, args.preprocess) == ("microsoft/resnet-50", "finetune",
                                                           "paper_resnet")
-    assert (args.lr, args.weight_decay, args.epochs, args.batch_size, args.scheduler) == \
-        (1e-3, 0.0, 30, 32, "step")
+    assert (args.lr, args.weight_decay, args.epochs, args.batch_size, args.scheduler,
+            args.select) == (1e-3, 0.0, 10, 32, "step", "last")
+    ours = harness_run.parse_args(["--preset", "resnet50-ours"])
+    assert (ours.epochs, ours.select) == (30, "best")
     args = harness_run.parse_args(["--preset", "resnet50", "--model", "tiny", "--epochs", "2"])
     assert (args.model, args.epochs, args.preprocess) == ("tiny", 2, "paper_resnet")
 
@@ -28,8 +30,10 @@ def test_clip_lr_and_method_presets(tmp_path):
     args = harness_run.parse_args(["--preset", "clip-lr"])
     assert args.method == "linear_probe" and args.model.startswith("laion/CLIP-ViT-H-14")
     args = harness_run.parse_args(["--preset", "dna-det"])
-    assert (args.model, args.lr, args.epochs, args.scheduler) == ("init:dna-det", 1e-4, 50,
+    assert (args.model, args.lr, args.epochs, args.scheduler) == ("init:dna-det", 1e-4, 10,
                                                                    "constant")
+    ours = harness_run.parse_args(["--preset", "dna-det-ours"])
+    assert (ours.model, ours.lr, ours.epochs, ours.select) == ("init:dna-det", 1e-4, 50, "best")
     assert args.preprocess is None  # the model's own input policy decides
     config = tmp_path / "run.yaml"
     config.write_text("preset: ssp\nepochs: 3\n")
@@ -37,9 +41,62 @@ def test_clip_lr_and_method_presets(tmp_path):
     assert (args.model, args.epochs, args.lr) == ("init:ssp", 3, 1e-4)
 
 
+# The official scripts (training/scripts/*.bash, config/model/*.yaml, train.py, trainer.py)
+OFFICIAL_SETTINGS = {  # epochs, lr, batch size, scheduler
+    "resnet50": (10, 1e-3, 32, "step"), "dct-cnn": (10, 1e-3, 32, "constant"),
+    "patch-forensics": (20, 1e-3, 32, "constant"), "gfd": (15, 1e-3, 16, "step"),
+    "dna-det": (10, 1e-4, 32, "constant"), "repmix": (10, 1e-4, 32, "constant"),
+    "hifi-net": (10, 1e-3, 8, "constant"), "ucf": (10, 2e-4, 32, "constant"),
+    "pose": (10, 1e-4, 32, "step500"), "patchcraft": (15, 1e-3, 32, "step"),
+    "ssp": (10, 1e-4, 32, "constant"), "defl": (10, 1e-3, 8, "constant"),
+}
+
+
+def test_presets_are_the_official_scripts_settings():
+    from harness.presets import preset_names
+
+    assert preset_names() == ["resnet50", "clip-lr", "dct-cnn", "patch-forensics", "gfd",
+                              "dna-det", "repmix", "hifi-net", "ucf", "pose", "patchcraft",
+                              "ssp", "defl"]
+    for name, want in OFFICIAL_SETTINGS.items():
+        args = harness_run.parse_args(["--preset", name])
+        assert (args.epochs, args.lr, args.batch_size, args.scheduler) == want, name
+        assert (args.weight_decay, args.select) == (0.0, "last"), name
+        ours = harness_run.parse_args(["--preset", f"{name}-ours"])
+        assert ours.select == "best" and ours.scheduler in ("constant", "step"), name
+    args = harness_run.parse_args(["--preset", "clip-lr"])
+    assert (args.method, args.probe) == ("linear_probe", "lbfgs")
+
+
+def test_pose_schedule_decays_every_500_batches():
+    param = torch.nn.Parameter(torch.zeros(1))
+    for procs in (1, 2):  # accelerate steps a prepared scheduler once per process
+        opt = torch.optim.AdamW([param], lr=1.0)
+        sched = _scheduler(opt, TrainConfig(3, 8, 1.0, 0.0, 0, 0, None, "step500"),
+                           steps=3000, steps_per_epoch=700, streaming=False, procs=procs)
+        rates = []
+        for _ in range(1001 * procs):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        np.testing.assert_allclose(rates[::procs][499:502], [1.0, 0.9, 0.9])
+        np.testing.assert_allclose(rates[::procs][1000], 0.81)
+
+
+def test_official_presets_test_the_last_epoch(tiny_bench, tmp_path):
+    out = tmp_path / "out"
+    assert harness_run.main(harness_run.parse_args(
+        ["--preset", "dct-cnn", "--model", "init:dct-cnn:tiny", "--protocol", "standard",
+         "--dataset", str(tiny_bench), "--epochs", "2", "--output-dir", str(out)])) == 0
+    (path,) = out.glob("results_*.json")
+    results = json.loads(path.read_text())
+    assert results["checkpoint_selection"].startswith("the last epoch")
+    assert results["run_config"]["training"]["standard"]["chosen_epoch"] == 1
+
+
 def test_unknown_preset_and_missing_model():
     with pytest.raises(iab.BenchmarkError, match="valid presets: resnet50, clip-lr, dct-cnn"):
-        harness_run.parse_args(["--preset", "gfd"])
+        harness_run.parse_args(["--preset", "gfd-net"])
     with pytest.raises(SystemExit):
         harness_run.parse_args(["--protocol", "standard"])
 
@@ -162,6 +219,22 @@ def test_clip_lr_preset_fits_the_logistic_regression_probe(tiny_bench, tmp_path)
     assert (out / "linear_probe_head.safetensors").exists()
     with pytest.raises(SystemExit):
         harness_run.parse_args(["--preset", "clip-lr", "--streaming"])
+    # the official CLIP-LR evaluation: softmax of the probabilities; accuracy unchanged
+    double = tmp_path / "double"
+    assert harness_run.main(harness_run.parse_args(
+        ["--preset", "clip-lr", "--model", str(clip), "--protocol", "standard",
+         "--dataset", str(tiny_bench), "--output-dir", str(double), "--double-softmax"])) == 0
+    (path,) = double.glob("results_*.json")
+    twice = json.loads(path.read_text())
+    assert "softmax of the probabilities" in twice["run_config"]["training"]["standard"]["scores"]
+    assert twice["protocols"]["standard"]["splits"]["test"]["accuracy"] == test["accuracy"]
+    import pyarrow.parquet as pq
+
+    (samples,) = double.glob("samples_standard_*.parquet")
+    probs = np.array(pq.read_table(samples).column("probabilities").to_pylist())
+    assert probs.max() < np.e / (np.e + len(iab.LABELS) - 1) + 1e-6  # softmax of values in [0, 1]
+    with pytest.raises(SystemExit):
+        harness_run.parse_args(["--model", "m", "--double-softmax"])
 
 
 def test_command_line_preset_beats_the_config_files_and_choices_are_checked(tmp_path):
