@@ -355,7 +355,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         sizes = {r.path: r.bytes for r in records}
         (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp,
                                                         repo_id))
-        (tmp / "eval.yaml").write_text(card.render_eval_yaml())
+        (tmp / "eval.yaml").write_text(card.render_eval_yaml(configs))
         manifest = {
             "benchmark": iab.BENCHMARK_NAME, "version": iab.BENCHMARK_VERSION,
             "fingerprint": fp, "rows": len(refs), "configs": counts, "skipped_configs": skipped,

@@ -242,27 +242,33 @@ def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str,
     return f"---\n{front}---\n\n{body}"
 
 
-def eval_tasks() -> list[dict]:
-    """The leaderboard tasks as eval.yaml declares them."""
-    return [{"id": t.id, "name": t.name, "config": t.config,
-             "split": t.splits[0] if len(t.splits) == 1 else list(t.splits),
-             "metric": t.metric, "aggregate": t.aggregate, "description": t.description}
-            for t in iab.LEADERBOARD_TASKS]
+EVALUATION_FRAMEWORK = "imageattributionbench"  # to be added to huggingface.js eval.ts
 
 
-def render_eval_yaml() -> str:
-    """eval.yaml: registers the benchmark's headline numbers as Hub leaderboard tasks.
+def eval_tasks(configs=None) -> list[dict]:
+    """The Hub leaderboard tasks as eval.yaml declares them: id, config and one split each
+    (``imageattributionbench.HUB_TASKS``, those whose config the build has; the spec has no
+    other task fields for this framework)."""
+    return [{"id": t.id, "config": t.config, "split": t.split} for t in iab.HUB_TASKS
+            if configs is None or t.split in configs.get(t.config, ())]
 
-    Model repos report them in ``.eval_results/imageattributionbench.yaml`` with these task ids
-    (written by harness/run.py); values are percentages.
+
+def render_eval_yaml(configs: dict | None = None) -> str:
+    """eval.yaml (hub-docs eval-results.md): ``name``, ``description``,
+    ``evaluation_framework`` and ``tasks``, nothing else.
+
+    Model repos report the tasks in ``.eval_results/imageattributionbench.yaml`` (written by
+    harness/run.py) with these task ids; values are percentages. The framework id is the
+    project's own: the Hub validates it against huggingface.js ``EVALUATION_FRAMEWORKS``
+    (packages/tasks/src/eval.ts), where it must be added, and the benchmark must be
+    allow-listed by the Hub before its leaderboards show (README, Leaderboard).
     """
     doc = {
         "name": iab.BENCHMARK_NAME,
         "description": "Which generative model made this image? Attribution among real images "
-                       "and text-to-image generators, under unseen semantics and degradations "
-                       f"(arXiv:{iab.PAPER_ARXIV}).",
-        "evaluation_framework": "imageattributionbench",
-        "version": iab.BENCHMARK_VERSION,
-        "tasks": eval_tasks(),
+                       "and text-to-image generators, under unseen semantics, degradations and "
+                       f"unknown generators (arXiv:{iab.PAPER_ARXIV}). Values are percentages.",
+        "evaluation_framework": EVALUATION_FRAMEWORK,
+        "tasks": eval_tasks(configs),
     }
     return yaml.safe_dump(doc, sort_keys=False, width=100)
