@@ -213,7 +213,9 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
             published.append((ref, row))
             stats.append(shards.ImageStat(label, semantic, ref.fold, facts.format,
                                           facts.width, facts.height, len(data),
-                                          facts.jpeg_quality))
+                                          facts.jpeg_quality, row.get("model_id"),
+                                          row.get("num_inference_steps"),
+                                          row.get("guidance_scale"), row.get("source")))
     published.sort(key=lambda p: (p[0].prompt_id, p[0].image_index))
 
     records: list[ShardRecord] = []

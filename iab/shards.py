@@ -252,3 +252,8 @@ class ImageStat:
     height: int
     nbytes: int
     jpeg_quality: int | None
+    # how the image was made, as its row says (the card shows a build's real settings)
+    model_id: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    source: str | None = None
