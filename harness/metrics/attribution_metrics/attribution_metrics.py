@@ -32,10 +32,13 @@ on images from known ones (`known_accuracy`). All scores are fractions in [0, 1]
 
 _CITATION = """\
 @misc{imageattributionbench,
-  title         = {ImageAttributionBench},
+  title         = {ImageAttributionBench: How Far Are We from Generalizable Attribution?},
+  author        = {Mou, Tingshu and others},
   year          = {2026},
   eprint        = {2605.12967},
-  archivePrefix = {arXiv}
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV},
+  url           = {https://arxiv.org/abs/2605.12967}
 }
 """
 
