@@ -58,10 +58,10 @@ Args:
 Returns:
     n_samples (`int`), accuracy (`float`), macro_f1 (`float`, over labels present in references
     or predictions), macro_auroc (`float` or None: one-vs-rest over labels present in references;
-    None with fewer than 2), mean_ap (`float`, None without scores: macro average precision over labels
-    present in references), per_class_accuracy (`dict[str, float | None]`: recall per label,
-    None if absent), per_semantic_accuracy (`dict[str, float]`, None without semantics),
-    confusion_matrix (`list[list[int]]`, rows are
+    None with fewer than 2 or without scores), mean_ap (`float`, None without scores: macro
+    average precision over labels present in references), per_class_accuracy
+    (`dict[str, float | None]`: recall per label, None if absent), per_semantic_accuracy
+    (`dict[str, float]`, None without semantics), confusion_matrix (`list[list[int]]`, rows are
     references, columns predictions), labels (`list[str]`); with `known_labels` also
     auroc_unknown (`float` or None if only known or only unknown samples) and known_accuracy
     (`float` or None if no known samples).
