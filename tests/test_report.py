@@ -447,3 +447,54 @@ def test_push_report_refuses_local_build_results(tmp_path):
     write_results(results, tmp_path)
     with pytest.raises(iab.BenchmarkError, match="local build"):
         push_report(tmp_path, "me/x", api=_NeverCalled(), token="hf_x")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the card says about the pushed repo: base model, license, how to load it
+# ---------------------------------------------------------------------------------------------
+
+
+def _card_args(**over):
+    from harness.options import parse_args
+
+    return parse_args(["--model", "m", *sum(([f"--{k}", v] for k, v in over.items()), [])])
+
+
+def test_card_info_names_the_base_model_and_inherits_its_license(tmp_path, monkeypatch):
+    from harness import publish
+
+    monkeypatch.setattr(publish, "_card_license",
+                        lambda model, rev: {"license": "apache-2.0"} if model ==
+                        "microsoft/resnet-50" else {})
+    info = publish.card_info(_card_args(), "microsoft/resnet-50", False, "me/r50-iab", None)
+    assert (info.base_model, info.license, info.repo_id, info.library_name) == (
+        "microsoft/resnet-50", "apache-2.0", "me/r50-iab", "transformers")
+    assert publish.card_info(_card_args(license="mit"), "microsoft/resnet-50", False, None,
+                             None).license == "mit"  # --license wins
+    ssp = publish.card_info(_card_args(), "init:ssp", True, None, None)
+    assert ssp.base_model == "microsoft/resnet-50"  # the paper's start: ImageNet weights
+    assert publish.card_info(_card_args(), "init:ssp:tiny", True, None, None).base_model is None
+    local = tmp_path / "mine"
+    local.mkdir()
+    (local / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# mine\n")
+    monkeypatch.undo()
+    info = publish.card_info(_card_args(), str(local), True, None, None)
+    assert info.base_model is None and info.license == "cc-by-4.0"  # a local start's own card
+    probe = publish.card_info(_card_args(method="linear_probe"), str(local), True, None, None)
+    assert probe.library_name is None  # a head's weights: no library loads the folder alone
+
+
+def test_a_method_checkpoint_card_says_how_to_load_it():
+    from harness.model_card import CardInfo, model_card
+
+    results = make_results()
+    results["run_config"]["method_record"] = {
+        "model_type": "iab-ssp", "reference": "Chen et al., 2024", "input_policy": "native_crop",
+        "paper_hyperparameters": {"lr": 1e-4}, "architecture": {"patch_size": 32}}
+    card = model_card(results, CardInfo(repo_id="me/ssp-iab", base_model="microsoft/resnet-50",
+                                        license="mit", library_name="transformers"))
+    assert card.data.base_model == "microsoft/resnet-50" and card.data.license == "mit"
+    text = str(card)
+    assert "import methods" in text and "no remote" in text and 'pip install -e ".[harness]"' \
+        in text
+    assert 'pipeline("image-classification", model="me/ssp-iab")' in text
