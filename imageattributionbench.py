@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
@@ -55,13 +57,57 @@ class WatermarkCrop:
     bottom: int = 0
 
 
+# The negative prompt the paper's code gives every Stable-Diffusion-family pipeline call
+# (SDModel.py, ``neg_prompt``); the API models' own ones are in their profiles.
+PAPER_NEGATIVE_PROMPT = ("cartoon, anime, drawing, painting, unrealistic, deformed features, "
+                         "blurry, low resolution, oversaturated, watermark, text")
+_API_NEGATIVE_PROMPT = PAPER_NEGATIVE_PROMPT + (", illustration, flat design, vector art, 2D, "
+                                                "simple, minimalistic, graphic design, stylized")
+PROFILES = ("paper", "model_card")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How one generator's images are made under a named profile (``PROFILES``).
+
+    ``paper``: what the paper's official code passes (``source`` names the file; ``None`` where
+    the code leaves a value to the pipeline or the service); ``model_card``: each model card's
+    recommended defaults. ``model`` is the Hub id or the API's model name, ``extra`` further
+    call arguments, ``prompt_template`` how the code wrapped the caption (``{prompt}``), and
+    ``note`` what a setting cannot say (e.g. how the original run was seeded).
+    """
+
+    name: str
+    model: str | None
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    dtype: str | None = None
+    negative_prompt: str | None = None
+    extra: tuple[tuple[str, object], ...] = ()
+    prompt_template: str | None = None
+    note: str = ""
+    source: str = ""
+
+    def settings(self) -> dict:
+        """Everything the profile sets, JSON-ready (what a row's ``settings`` records)."""
+        out = {"profile": self.name, "model": self.model, "steps": self.steps,
+               "guidance": self.guidance, "width": self.width, "height": self.height,
+               "dtype": self.dtype, "negative_prompt": self.negative_prompt,
+               "extra": dict(self.extra), "prompt_template": self.prompt_template}
+        return {k: v for k, v in out.items() if v not in (None, {}, "")}
+
+
 @dataclass(frozen=True)
 class Generator:
     """One label of the benchmark other than ``real``.
 
     ``runs`` says how images are made: ``diffusers`` (``pipeline`` class + ``hub_id``, with the
-    default ``steps``, ``guidance`` and square ``resolution``), ``api`` (an adapter named by
-    ``api``), or ``external`` (images are imported with ``iab import``).
+    model card's ``steps``, ``guidance`` and square ``resolution``), ``api`` (an adapter named
+    by ``api``), or ``external`` (images are imported with ``iab import``). ``paper`` is the
+    profile of the paper's official code (None for generators it does not have); see
+    ``profile_of``.
     """
 
     label_id: int
@@ -81,92 +127,214 @@ class Generator:
     api_model: str | None = None
     watermark_crop: WatermarkCrop | None = None
     in_paper: bool = True
+    paper: Profile | None = None
 
 
 RUNS = ("diffusers", "api", "external")
 
 
 def _d(label_id, name, display, org, family, released, hub_id, pipeline, steps, guidance, res,
-       dtype="bfloat16", in_paper=True):
+       dtype="bfloat16", in_paper=True, paper=None):
     return Generator(label_id, name, display, org, family, released, "diffusers", hub_id,
-                     pipeline, steps, guidance, res, dtype, in_paper=in_paper)
+                     pipeline, steps, guidance, res, dtype, in_paper=in_paper, paper=paper)
 
 
 def _ext(label_id, name, display, org, family, released, runs="external", api=None, hub_id=None,
-         crop=None, in_paper=True, api_model=None):
+         crop=None, in_paper=True, api_model=None, paper=None):
     return Generator(label_id, name, display, org, family, released, runs, hub_id=hub_id, api=api,
-                     api_model=api_model, watermark_crop=crop, in_paper=in_paper)
+                     api_model=api_model, watermark_crop=crop, in_paper=in_paper, paper=paper)
+
+
+_SD = "dataset_construction/t2i_generator/diffuser_models/SDModel.py"
+_API = "dataset_construction/t2i_generator/API/"
+_NEW_API = _API + "new_gen_image.py"
+_GEN = "dataset_construction/t2i_generator/gen_image_one.py"
+_UNSEEDED = "unseeded (a fresh random draw per call)"
+_SHARED_0 = ("one torch.Generator seeded 0 when the pipeline is loaded, shared by every call "
+             "of the run (so an image depends on its place in the run)")
+
+
+def _pd(model, steps, guidance, res, dtype, negative=PAPER_NEGATIVE_PROMPT, extra=(), note=""):
+    """A paper profile of a diffusers model (SDModel.py: what its pipeline call receives)."""
+    return Profile("paper", model, steps, guidance, res, res, dtype, negative, tuple(extra),
+                   note=note or _UNSEEDED, source=_SD)
+
+
+def _pa(model, source, size=1024, negative=None, extra=(), template=None, note=""):
+    """A paper profile of a service (an API, or an open model the code runs outside diffusers)."""
+    return Profile("paper", model, None, None, size, size, None, negative, tuple(extra),
+                   template, note or _UNSEEDED, source)
+
+
+_GPT4O = ("Generate a realistic and natural style image with a resolution of 1024x1024 pixels "
+          "based on this prompt: {prompt}")
+_GEMINI2 = ("MUST generate a realistic and natural style image **exactly** with a resolution "
+            "of 1024x1024 pixels based on this prompt: {prompt}")
+_COMPLETIONS = ("Generate exactly one image for the following prompt. Target image size: "
+                "{size}. Return the image output directly if this completions endpoint supports "
+                "image generation.\n\nPrompt: {prompt}")
+_NEW_NOTE = ("through an OpenAI-compatible proxy (OPENAI_BASE_URL), {how}; unseeded")
 
 
 # Append-only: a published label id never changes meaning; a new generator takes the next id.
-# Steps/guidance/resolution are each model card's recommended defaults.
+# Steps/guidance/resolution are each model card's recommended defaults (the model_card profile);
+# ``paper=`` is what the paper's official code used (the paper profile, the default).
 GENERATORS: tuple[Generator, ...] = (
     # ChatGPT's GPT-4o images, imported: the API's model for it is gpt-image-1 (label 28).
     _ext(1, "4o", "GPT-4o image generation (ChatGPT)", "OpenAI", "autoregressive (closed)",
-         "2025-03-25"),
+         "2025-03-25", paper=_pa("gpt-4o-all", _API + "AIModel.py", template=_GPT4O,
+                                 note="chat completions through a proxy; unseeded")),
     _d(2, "CogView3_PLUS", "CogView3-Plus-3B", "Zhipu AI", "DiT", "2024-10-13",
-       "THUDM/CogView3-Plus-3B", "CogView3PlusPipeline", 50, 7.0, 1024),
+       "THUDM/CogView3-Plus-3B", "CogView3PlusPipeline", 50, 7.0, 1024,
+       paper=_pd("THUDM/CogView3-Plus-3B", 50, 7.0, 1024, "bfloat16",
+                 note="both images of a prompt in one call (num_images_per_prompt=2); "
+                      "unseeded")),
     _d(3, "FLUX", "FLUX.1 [schnell]", "Black Forest Labs", "MMDiT (rectified flow)", "2024-08-01",
-       "black-forest-labs/FLUX.1-schnell", "FluxPipeline", 4, 0.0, 1024),
+       "black-forest-labs/FLUX.1-schnell", "FluxPipeline", 4, 0.0, 1024,
+       # loaded in bfloat16, then pipe.to(torch.float16); the negative prompt is not passed
+       paper=_pd("black-forest-labs/FLUX.1-schnell", 4, 3.5, 512, "float16", negative=None,
+                 extra=(("max_sequence_length", 256),), note=_SHARED_0)),
     _d(4, "KANDINSKY", "Kandinsky 3", "Sber AI", "UNet diffusion", "2023-11-22",
-       "kandinsky-community/kandinsky-3", "Kandinsky3Pipeline", 25, 3.0, 1024, "float16"),
+       "kandinsky-community/kandinsky-3", "Kandinsky3Pipeline", 25, 3.0, 1024, "float16",
+       # the call passes prompt, generator, width and height only: steps and guidance are
+       # Kandinsky3Pipeline's defaults
+       paper=_pd("kandinsky-community/kandinsky-3", 25, 3.0, 768, "float16", negative=None,
+                 note=_SHARED_0)),
     _d(5, "PIXART", "PixArt-alpha XL-2 1024", "PixArt", "DiT", "2023-11-24",
-       "PixArt-alpha/PixArt-XL-2-1024-MS", "PixArtAlphaPipeline", 20, 4.5, 1024, "float16"),
+       "PixArt-alpha/PixArt-XL-2-1024-MS", "PixArtAlphaPipeline", 20, 4.5, 1024, "float16",
+       # the call passes the prompt only: everything else is PixArtAlphaPipeline's defaults
+       paper=_pd("PixArt-alpha/PixArt-XL-2-1024-MS", 20, 4.5, 1024, "float16", negative=None,
+                 note="the prompt only is passed (the pipeline's defaults); unseeded")),
     _d(6, "PLAYGROUND_2_5", "Playground v2.5", "Playground", "UNet diffusion (SDXL)", "2024-02-16",
        "playgroundai/playground-v2.5-1024px-aesthetic", "StableDiffusionXLPipeline", 50, 3.0,
-       1024, "float16"),
+       1024, "float16",
+       paper=_pd("playgroundai/playground-v2.5-1024px-aesthetic", 50, 3.0, 1024, "float16")),
     _d(7, "SD1_5", "Stable Diffusion 1.5", "Runway / Stability AI", "UNet diffusion",
        "2022-10-20", "stable-diffusion-v1-5/stable-diffusion-v1-5", "StableDiffusionPipeline",
-       50, 7.5, 512, "float16"),
+       50, 7.5, 512, "float16",
+       paper=_pd("runwayml/stable-diffusion-v1-5", 30, 7.5, 512, "float16")),
     _d(8, "SD2_1", "Stable Diffusion 2.1", "Stability AI", "UNet diffusion", "2022-12-07",
-       "stabilityai/stable-diffusion-2-1", "StableDiffusionPipeline", 50, 7.5, 768, "float16"),
+       "stabilityai/stable-diffusion-2-1", "StableDiffusionPipeline", 50, 7.5, 768, "float16",
+       paper=_pd("stabilityai/stable-diffusion-2-1", 30, 7.5, 768, "float16")),
     _d(9, "SD3", "Stable Diffusion 3 Medium", "Stability AI", "MMDiT (rectified flow)",
        "2024-06-12", "stabilityai/stable-diffusion-3-medium-diffusers",
-       "StableDiffusion3Pipeline", 28, 7.0, 1024, "float16"),
+       "StableDiffusion3Pipeline", 28, 7.0, 1024, "float16",
+       paper=_pd("stabilityai/stable-diffusion-3-medium-diffusers", 28, 7.0, 1024, "float16")),
     _d(10, "SD3_5", "Stable Diffusion 3.5 Large", "Stability AI", "MMDiT (rectified flow)",
        "2024-10-22", "stabilityai/stable-diffusion-3.5-large", "StableDiffusion3Pipeline", 28,
-       3.5, 1024),
+       3.5, 1024,
+       # the paper used 3.5 Medium, loaded in bfloat16 then pipe.to(torch.float16)
+       paper=_pd("stabilityai/stable-diffusion-3.5-medium", 40, 4.5, 1024, "float16")),
     _d(11, "SDXL", "Stable Diffusion XL 1.0", "Stability AI", "UNet diffusion (SDXL)",
        "2023-07-26", "stabilityai/stable-diffusion-xl-base-1.0", "StableDiffusionXLPipeline",
-       50, 5.0, 1024, "float16"),
+       50, 5.0, 1024, "float16",
+       paper=_pd("stabilityai/stable-diffusion-xl-base-1.0", 30, 5.0, 1024, "float16")),
     _ext(12, "dalle3", "DALL-E 3", "OpenAI", "diffusion (closed)", "2023-10-03", runs="api",
-         api="openai", api_model="dall-e-3"),
+         api="openai", api_model="dall-e-3",
+         paper=_pa("dall-e-3", _API + "AIModel.py",
+                   extra=(("style", "natural"), ("quality", "standard")))),
     _ext(13, "gemini", "Gemini 2.0 Flash image generation", "Google", "closed", "2025-03-12",
-         runs="api", api="gemini", api_model="gemini-2.0-flash-preview-image-generation"),
+         runs="api", api="gemini", api_model="gemini-2.0-flash-preview-image-generation",
+         paper=_pa("gemini-2.0-flash-exp-image-generation", _API + "Gemini_model.py",
+                   template=_GEMINI2, note="chat completions through a proxy; unseeded")),
     # The paper crops grok3 outputs to remove the visible watermark in the bottom-right corner.
     _ext(14, "grok3", "Grok 3 (Aurora)", "xAI", "autoregressive (closed)", "2025-02-17",
-         crop=WatermarkCrop(right=100, bottom=50)),
+         crop=WatermarkCrop(right=100, bottom=50),
+         paper=_pa("grok-3-image", _API + "grok_model.py",
+                   template="Please generate a 1024x1024 image with a 1:1 aspect ratio of "
+                            "{prompt}")),
     _d(15, "hidream", "HiDream-I1 Full", "HiDream.ai", "sparse DiT (rectified flow)",
-       "2025-04-07", "HiDream-ai/HiDream-I1-Full", "HiDreamImagePipeline", 50, 5.0, 1024),
+       "2025-04-07", "HiDream-ai/HiDream-I1-Full", "HiDreamImagePipeline", 50, 5.0, 1024,
+       paper=_pa("HiDream-I1 nf4 (github.com/hykilpikonna/HiDream-I1-nf4, hdi1)", _GEN,
+                 size=None, note="run through the hdi1 package (4-bit weights); its settings "
+                                 "are in a submodule the official repository does not store")),
     _d(16, "hunyuan", "HunyuanDiT v1.2", "Tencent", "DiT", "2024-05-14",
        "Tencent-Hunyuan/HunyuanDiT-v1.2-Diffusers", "HunyuanDiTPipeline", 50, 5.0, 1024,
-       "float16"),
-    _ext(17, "ideogram", "Ideogram 2.0", "Ideogram", "closed", "2024-08-21"),
+       "float16",
+       paper=_pa("HunyuanDiT (github.com/Tencent-Hunyuan/HunyuanDiT, modified)", _GEN,
+                 size=None, note="run from its own repository with the authors' changes, "
+                                 "which the official repository does not store")),
+    _ext(17, "ideogram", "Ideogram 2.0", "Ideogram", "closed", "2024-08-21",
+         paper=_pa("V_1_TURBO", _API + "ideogram_model.py", size=None,
+                   negative=_API_NEGATIVE_PROMPT, template="a realistic picture of {prompt}",
+                   extra=(("aspect_ratio", "ASPECT_1_1"), ("magic_prompt_option", "OFF")))),
     _ext(18, "infinity", "Infinity 2B", "ByteDance", "bitwise autoregressive", "2024-12-05",
-         hub_id="FoundationVision/Infinity"),
+         hub_id="FoundationVision/Infinity",
+         paper=_pa("Infinity (github.com/FoundationVision/Infinity, modified)", _GEN, size=None,
+                   note="run from its own repository; settings not stored")),
     _ext(19, "janus-pro", "Janus-Pro 7B", "DeepSeek", "autoregressive", "2025-01-27",
-         hub_id="deepseek-ai/Janus-Pro-7B"),
-    _ext(20, "kling", "Kling (Kolors image)", "Kuaishou", "closed", "2024-07-06"),
-    _ext(21, "mid-5.2", "Midjourney v5.2", "Midjourney", "closed", "2023-06-22"),
-    _ext(22, "mid-6.0", "Midjourney v6.0", "Midjourney", "closed", "2023-12-21"),
+         hub_id="deepseek-ai/Janus-Pro-7B",
+         paper=_pa("Janus-Pro (github.com/deepseek-ai/Janus, modified)", _GEN, size=None,
+                   note="run from its own repository; settings not stored")),
+    _ext(20, "kling", "Kling (Kolors image)", "Kuaishou", "closed", "2024-07-06",
+         paper=_pa("kling-image", _API + "kling_model.py", size=None,
+                   negative=_API_NEGATIVE_PROMPT, extra=(("aspect_ratio", "1:1"),))),
+    _ext(21, "mid-5.2", "Midjourney v5.2", "Midjourney", "closed", "2023-06-22",
+         paper=_pa("midjourney --v 5.2", _API + "mid_gen_image.py", size=None,
+                   template="{prompt} --v 5.2 --ar 1:1 --q 2")),
+    _ext(22, "mid-6.0", "Midjourney v6.0", "Midjourney", "closed", "2023-12-21",
+         paper=_pa("midjourney --v 6.0", _API + "mid_gen_image.py", size=None,
+                   template="{prompt} --v 6.0 --ar 1:1 --q 2")),
     _d(23, "Z-Image-Turbo", "Z-Image-Turbo", "Alibaba Tongyi", "single-stream DiT", "2025-11-26",
-       "Tongyi-MAI/Z-Image-Turbo", "ZImagePipeline", 9, 0.0, 1024, in_paper=False),
+       "Tongyi-MAI/Z-Image-Turbo", "ZImagePipeline", 9, 0.0, 1024, in_paper=False,
+       paper=_pd("Tongyi-MAI/Z-Image-Turbo", 9, 0.0, 1024, "bfloat16", negative=None)),
     _d(24, "FLUX.2-klein-4B", "FLUX.2 [klein] 4B", "Black Forest Labs", "MMDiT (rectified flow)",
        "2026-01-15", "black-forest-labs/FLUX.2-klein-4B", "Flux2KleinPipeline", 4, 1.0, 1024,
-       in_paper=False),
+       in_paper=False,
+       paper=_pd("black-forest-labs/FLUX.2-klein-4B", 4, 1.0, 1024, "bfloat16", negative=None,
+                 note=_SHARED_0)),
     _d(25, "CogView4-6B", "CogView4-6B", "Zhipu AI", "DiT", "2025-03-04", "THUDM/CogView4-6B",
-       "CogView4Pipeline", 50, 3.5, 1024, in_paper=False),
+       "CogView4Pipeline", 50, 3.5, 1024, in_paper=False,
+       paper=_pd("THUDM/CogView4-6B", 50, 3.5, 1024, "bfloat16", negative=None,
+                 note="both images of a prompt in one call (num_images_per_prompt=2); "
+                      "unseeded")),
     _d(26, "GLM-Image", "GLM-Image", "Zhipu AI", "autoregressive + diffusion decoder",
-       "2026-01-14", "zai-org/GLM-Image", "GlmImagePipeline", 50, 1.5, 1024, in_paper=False),
+       "2026-01-14", "zai-org/GLM-Image", "GlmImagePipeline", 50, 1.5, 1024, in_paper=False,
+       paper=_pd("zai-org/GLM-Image", 50, 1.5, 1024, "bfloat16", negative=None,
+                 note="a torch.Generator seeded 42 for every call (both images of a prompt in "
+                      "one call)")),
     _ext(27, "NextStep-1.1", "NextStep-1.1", "StepFun", "autoregressive (continuous tokens)",
-         "2025-12-01", hub_id="stepfun-ai/NextStep-1.1", in_paper=False),
+         "2025-12-01", hub_id="stepfun-ai/NextStep-1.1", in_paper=False,
+         paper=Profile("paper", "stepfun-ai/NextStep-1.1", 28, 7.5, 512, 512, "bfloat16",
+                       PAPER_NEGATIVE_PROMPT,
+                       (("cfg_img", 1.0), ("cfg_schedule", "constant"), ("use_norm", False),
+                        ("timesteps_shift", 1.0), ("positive_prompt", "")),
+                       note="NextStepPipeline.generate_image with seed 3407 for every call",
+                       source=_SD)),
     _ext(28, "gpt-image-1", "gpt-image-1", "OpenAI", "autoregressive (closed)", "2025-04-23",
-         runs="api", api="openai", api_model="gpt-image-1", in_paper=False),
+         runs="api", api="openai", api_model="gpt-image-1", in_paper=False,
+         paper=_pa("gpt-image-1", _NEW_API,
+                   note=_NEW_NOTE.format(how="images endpoint, n=2 per request"))),
+    # Not in the official code: this project's own Seedream 4.0 (no paper profile).
     _ext(29, "Seedream", "Seedream 4.0", "ByteDance", "closed", "2025-09-09", runs="api",
          api="seedream", api_model="seedream-4-0-250828", in_paper=False),
     _ext(30, "Gemini-2.5-Flash-Image", "Gemini 2.5 Flash Image", "Google", "closed",
          "2025-08-26", runs="api", api="gemini", api_model="gemini-2.5-flash-image",
-         in_paper=False),
+         in_paper=False,
+         paper=_pa("gemini-2.5-flash-image", _NEW_API,
+                   template=_COMPLETIONS.replace("{size}", "1024x1024"),
+                   note=_NEW_NOTE.format(how="completions endpoint, one image per request"))),
+    # The official code's newer OpenAI-compatible API models (gen_image_one.py, 2026).
+    _ext(31, "gpt-image-1.5", "GPT Image 1.5", "OpenAI", "autoregressive (closed)",
+         "2025-12-16", runs="api", api="openai", api_model="gpt-image-1.5", in_paper=False,
+         paper=_pa("gpt-image-1.5", _NEW_API,
+                   note=_NEW_NOTE.format(how="images endpoint, n=2 per request"))),
+    _ext(32, "Seedream-3.0", "Seedream 3.0 (text-to-image)", "ByteDance", "closed",
+         "2025-04-15", runs="api", api="seedream", api_model="seedream-3-0-t2i-250415",
+         in_paper=False,
+         paper=_pa("doubao-seedream-3.0-t2i", _NEW_API,
+                   note=_NEW_NOTE.format(how="images endpoint, one image per request"))),
+    _ext(33, "Seedream-5.0-lite", "Seedream 5.0 lite", "ByteDance", "closed", "2026-01-28",
+         runs="api", api="openai_compatible", api_model="doubao-seedream-5.0-lite",
+         in_paper=False,
+         # new_gen_image.py raises any size below 3,686,400 pixels to 1920x1920
+         paper=_pa("doubao-seedream-5.0-lite", _NEW_API, size=1920,
+                   note=_NEW_NOTE.format(how="images endpoint, one image per request"))),
+    _ext(34, "Gemini-3-Pro-Image", "Gemini 3 Pro Image", "Google", "closed", "2025-11-20",
+         runs="api", api="gemini", api_model="gemini-3-pro-image-preview", in_paper=False,
+         paper=_pa("gemini-3-pro-image", _NEW_API,
+                   template=_COMPLETIONS.replace("{size}", "1024x1024"),
+                   note=_NEW_NOTE.format(how="completions endpoint, one image per request"))),
 )
 
 REAL = "real"
@@ -181,6 +349,25 @@ def generator(name: str) -> Generator:
         return GENERATOR_BY_NAME[name]
     except KeyError:
         raise _unknown("generator", name, GENERATOR_BY_NAME) from None
+
+
+def profile_of(g: Generator, name: str | None = None) -> Profile:
+    """A generator's named profile; ``None`` means the default: ``paper`` where the official
+    code has the generator and says how to run it here (hidream and hunyuan it ran from other
+    repositories, settings unknown), else ``model_card``. Unknown names list the valid ones."""
+    if name is None:
+        runnable = g.paper is not None and (g.runs != "diffusers" or g.paper.steps is not None)
+        name = "paper" if runnable else "model_card"
+    if name == "paper":
+        if g.paper is None:
+            raise BenchmarkError(f"{g.name} is not in the paper's code, so it has no 'paper' "
+                                 "profile; use --profile model_card")
+        return g.paper
+    if name == "model_card":
+        return Profile("model_card", g.hub_id if g.runs == "diffusers" else g.api_model,
+                       g.steps, g.guidance, g.resolution, g.resolution, g.dtype,
+                       note="per-image seeds (image_seed)")
+    raise _unknown("profile", name, PROFILES)
 
 
 def label_id(name: str) -> int:
@@ -369,13 +556,15 @@ OPEN_SET_CUTOFF = "2025-01-01"
 @dataclass(frozen=True)
 class SplitSpec:
     """Which rows make one split: shards of these semantics and folds (None: all semantics),
-    only these labels (None: all), or a degraded copy of the standard test fold."""
+    only these labels (None: all), only rows with these paper-split codes (None: any row, see
+    ``PAPER_CODES``), or a degraded copy (of the standard test fold, or of the paper's)."""
 
     name: str
     folds: tuple[str, ...] = ()
     semantics: tuple[str, ...] | None = None
     labels: tuple[str, ...] | None = None
     degradation: str | None = None
+    paper: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -422,6 +611,58 @@ def _semantic_disjoint(train: str, name: str, paper_task: int | None) -> Protoco
 
 _PAPER_TASKS = {"cat": 1, "bedroom": 2, "FFHQ": 3}
 
+# The paper's own split (its dataloader.py), reproduced exactly beside our folds. A row the
+# official loader selects gets a code: its standard-split part ("train", "validation", "test",
+# or "dropped": cut to make the train list even) and, for a row of a task's training subclass
+# (cat, bedroom, FFHQ), "-" and its part in that task ("train", "validation" or "dropped").
+# Rows the loader does not select have no code and are in no paper_exact split.
+PAPER_STD_PARTS = ("train", "validation", "test", "dropped")
+PAPER_TASK_PARTS = ("train", "validation", "dropped")
+PAPER_TASK_SEMANTICS: tuple[str, ...] = tuple(_PAPER_TASKS)
+PAPER_CODES: tuple[str, ...] = PAPER_STD_PARTS + tuple(
+    f"{std}-{task}" for std in PAPER_STD_PARTS for task in PAPER_TASK_PARTS)
+
+
+def paper_code(std: str, task: str | None = None) -> str:
+    """The code of a row in the paper's split (see PAPER_CODES)."""
+    if std not in PAPER_STD_PARTS or task not in (None, *PAPER_TASK_PARTS):
+        raise BenchmarkError(f"no paper-split code for ({std!r}, {task!r}); parts: "
+                             f"{', '.join(PAPER_STD_PARTS)} and {', '.join(PAPER_TASK_PARTS)}")
+    return std if task is None else f"{std}-{task}"
+
+
+def _codes(std: str | None = None, task: str | None = None) -> tuple[str, ...]:
+    return tuple(c for c in PAPER_CODES
+                 if (std is None or c.split("-")[0] == std)
+                 and (task is None or c.partition("-")[2] == task))
+
+
+def _paper_exact() -> list[Protocol]:
+    protos = [
+        Protocol("paper_exact",
+                 "The paper's own split (its dataloader.py: per label a seeded shuffle, 80/10/10 "
+                 "by truncation, train cut to even length) of the images its loader selects.",
+                 tuple(SplitSpec(part, FOLDS, paper=_codes(std=part))
+                       for part in ("train", "validation", "test"))),
+        Protocol("paper_exact_degraded",
+                 "The paper_exact test split after each post-processing (its degraded levels "
+                 "1-6).",
+                 tuple(SplitSpec(d, FOLDS, degradation=d, paper=_codes(std="test"))
+                       for d in DEGRADATIONS)),
+    ]
+    for train, task in _PAPER_TASKS.items():
+        others = tuple(s for s in SEMANTICS if s != train)
+        protos.append(Protocol(
+            f"paper_exact_semantic_{config_slug(train)}",
+            f"The paper's semantic task {task} as its code splits it: {train}, per label a "
+            "seeded 80/20 train/validation split (train cut to even length); test is every "
+            "other subclass, all selected images.",
+            (SplitSpec("train", FOLDS, (train,), paper=_codes(task="train")),
+             SplitSpec("validation", FOLDS, (train,), paper=_codes(task="validation")),
+             SplitSpec("test", FOLDS, others, paper=PAPER_CODES)),
+            train_semantic=train, paper_task=task, extra={"paper_exact": True}))
+    return protos
+
 
 def _protocols() -> dict[str, Protocol]:
     protos = [
@@ -459,6 +700,7 @@ def _protocols() -> dict[str, Protocol]:
             extra={"cutoff": OPEN_SET_CUTOFF, "known_labels": list(known)},
         )
     )
+    protos += _paper_exact()
     return {p.name: p for p in protos}
 
 
@@ -486,17 +728,34 @@ def shard_name(label: str, k: int, n: int) -> str:
     return f"{label}-{k:05d}-of-{n:05d}.parquet"
 
 
-def data_shard_path(semantic: str, fold: str, label: str, k: int, n: int) -> str:
-    return f"data/{semantic}/{fold}/{shard_name(label, k, n)}"
+def _paper_folder(paper: str | None) -> str:
+    if paper is None:
+        return ""
+    if paper not in PAPER_CODES:
+        raise BenchmarkError(f"unknown paper-split code {paper!r}; valid codes: "
+                             + ", ".join(PAPER_CODES))
+    return f"paper-{paper}/"
 
 
-def degraded_shard_path(degradation_name: str, semantic: str, label: str, k: int, n: int) -> str:
-    return f"degraded/{degradation_name}/{semantic}/{shard_name(label, k, n)}"
+def data_shard_path(semantic: str, fold: str, label: str, k: int, n: int,
+                    paper: str | None = None) -> str:
+    """``data/<semantic>/<fold>/[paper-<code>/]<label>-<k>-of-<n>.parquet``."""
+    return f"data/{semantic}/{fold}/{_paper_folder(paper)}{shard_name(label, k, n)}"
+
+
+def degraded_shard_path(degradation_name: str, semantic: str, label: str, k: int, n: int,
+                        fold: str = "test", paper: str | None = None) -> str:
+    """``degraded/<degradation>/<semantic>/[<fold>/][paper-<code>/]<label>-<k>-of-<n>.parquet``:
+    the fold folder only for paper-test rows outside the standard test fold."""
+    fold_part = "" if fold == "test" else f"{fold}/"
+    return (f"degraded/{degradation_name}/{semantic}/{fold_part}{_paper_folder(paper)}"
+            f"{shard_name(label, k, n)}")
 
 
 _SHARD_RE = re.compile(
-    r"^(?:data/(?P<semantic>[^/]+)/(?P<fold>[^/]+)|degraded/(?P<degradation>[^/]+)/"
-    r"(?P<dsemantic>[^/]+))/(?P<label>.+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$"
+    r"^(?:data/(?P<semantic>[^/]+)/(?P<fold>train|validation|test)|degraded/"
+    r"(?P<degradation>[^/]+)/(?P<dsemantic>[^/]+)(?:/(?P<dfold>train|validation))?)"
+    r"(?:/paper-(?P<paper>[a-z-]+))?/(?P<label>[^/]+)-(?P<k>\d{5})-of-(?P<n>\d{5})\.parquet$"
 )
 
 
@@ -506,18 +765,20 @@ class ShardKey:
 
     semantic: str
     label: str
-    fold: str  # "test" for degraded shards
+    fold: str
     degradation: str | None
+    paper: str | None = None
 
 
 def parse_shard_path(path: str) -> ShardKey | None:
     """The key of a data/ or degraded/ shard path in repo layout, or None for other files."""
     m = _SHARD_RE.match(path)
-    if not m:
+    if not m or (m["paper"] is not None and m["paper"] not in PAPER_CODES):
         return None
     if m["degradation"]:
-        return ShardKey(m["dsemantic"], m["label"], "test", m["degradation"])
-    return ShardKey(m["semantic"], m["label"], m["fold"], None)
+        return ShardKey(m["dsemantic"], m["label"], m["dfold"] or "test", m["degradation"],
+                        m["paper"])
+    return ShardKey(m["semantic"], m["label"], m["fold"], None, m["paper"])
 
 
 def split_contains(spec: SplitSpec, key: ShardKey) -> bool:
@@ -527,6 +788,8 @@ def split_contains(spec: SplitSpec, key: ShardKey) -> bool:
     if spec.semantics is not None and key.semantic not in spec.semantics:
         return False
     if spec.labels is not None and key.label not in spec.labels:
+        return False
+    if spec.paper is not None and key.paper not in spec.paper:
         return False
     return key.fold in spec.folds
 
@@ -562,13 +825,122 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("format", "string"),
     ("sha256", "string"),
     ("source", "string"),
+    ("profile", "string"),
+    ("settings", "string"),
 )
+# Columns added later: a raw shard written before them reads them as null.
+ADDED_COLUMNS: tuple[str, ...] = ("profile", "settings")
 COLUMN_NAMES: tuple[str, ...] = tuple(c for c, _ in COLUMNS)
 # Columns that must hold a value in every row (the rest may be null, never "" or -1).
 REQUIRED_VALUES: tuple[str, ...] = (
     "image", "label", "generator", "semantic", "superclass", "prompt_id", "image_index",
     "width", "height", "format", "sha256",
 )
+
+# Value domains (beyond type and nullability), checked by row_problem for every raw and
+# published row. Text columns hold no control characters (prompts may hold newlines and tabs).
+MAX_ID_CHARS = 1000  # prompt_id, model_id, model_revision, pipeline, source
+MAX_PROMPT_CHARS = 20_000
+_INT_COLUMNS = {c for c, t in COLUMNS if t.startswith("int") or t == "label"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PROMPT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_FORMAT_NAME = re.compile(r"[A-Z][A-Z0-9]{1,9}")  # PIL's names: PNG, JPEG, WEBP ...
+_ID_SEPARATORS = re.compile(r"[/\\:]")
+
+
+def prompt_id_problem(prompt_id: object, semantic: str) -> str | None:
+    """Why ``prompt_id`` is not a valid id for a row of ``semantic``, or None.
+
+    Valid: ``<semantic>/<rest>`` with a non-empty rest of at most MAX_ID_CHARS characters, no
+    control character (newline, NUL ...), and no empty, ``.`` or ``..`` part between ``/``,
+    ``\\`` or ``:`` (ids must never read as a path out of a folder).
+    """
+    if not isinstance(prompt_id, str):
+        return f"prompt_id {prompt_id!r} is not a string"
+    shape = f"'{semantic}/<index>' or '{semantic}/src:<file name>'"
+    if not prompt_id.startswith(f"{semantic}/") or prompt_id == f"{semantic}/":
+        return f"prompt_id {prompt_id!r} must start with its semantic: {shape}"
+    if len(prompt_id) > MAX_ID_CHARS:
+        return f"prompt_id is {len(prompt_id)} characters long (at most {MAX_ID_CHARS})"
+    if _CONTROL.search(prompt_id):
+        return f"prompt_id {prompt_id!r} holds a control character (newline, NUL ...)"
+    rest = prompt_id[len(semantic) + 1:]
+    if any(part in ("", ".", "..") for part in _ID_SEPARATORS.split(rest)):
+        return (f"prompt_id {prompt_id!r} has an empty, '.' or '..' part: ids must not read as "
+                f"paths; use {shape}")
+    return None
+
+
+def row_problem(row: dict) -> str | None:
+    """Why a row (a dict of the schema's columns) breaks the row schema's value domains, or
+    None. Checks: required columns hold values; generator, semantic, label and superclass
+    agree; ``prompt_id`` (``prompt_id_problem``); ``image_index``, ``seed`` >= 0; ``width``,
+    ``height``, ``num_inference_steps`` >= 1; ``guidance_scale`` finite and >= 0; ``format``
+    a PIL format name; ``sha256`` 64 lowercase hex digits; text columns free of control
+    characters and at most MAX_ID_CHARS (``prompt``: MAX_PROMPT_CHARS, newlines allowed).
+    A row without an ``image`` key (metadata read alone) is checked without it."""
+    for c in REQUIRED_VALUES:
+        if row.get(c) is None and (c != "image" or "image" in row):
+            return f"column {c!r} is null; it must hold a value in every row (DESIGN section 3)"
+    for c, t in COLUMNS:
+        v = row.get(c)
+        if v is None or c == "image":
+            continue
+        want, kind = ((numbers.Integral, "an integer") if c in _INT_COLUMNS else
+                      (numbers.Real, "a number") if t.startswith("float") else (str, "text"))
+        if not isinstance(v, want) or isinstance(v, bool):
+            return f"column {c!r} holds {v!r} ({type(v).__name__}); it must be {kind}"
+    gen, sem = row["generator"], row["semantic"]
+    if gen not in LABEL_IDS:
+        return f"unknown generator {gen!r}; valid generators: {', '.join(LABELS)}"
+    if sem not in SUPERCLASS_OF:
+        return f"unknown semantic {sem!r}; valid semantics: {', '.join(SEMANTICS)}"
+    if row["label"] != LABEL_IDS[gen]:
+        return (f"label {row['label']!r} does not match generator {gen!r} (label id "
+                f"{LABEL_IDS[gen]}); label ids are fixed by imageattributionbench.LABELS")
+    if row["superclass"] != SUPERCLASS_OF[sem]:
+        return (f"superclass {row['superclass']!r} does not match semantic {sem!r} (expected "
+                f"{SUPERCLASS_OF[sem]!r})")
+    problem = prompt_id_problem(row["prompt_id"], sem)
+    if problem:
+        return problem
+    for c, low in (("image_index", 0), ("seed", 0), ("width", 1), ("height", 1),
+                   ("num_inference_steps", 1)):
+        if row.get(c) is not None and row[c] < low:
+            return f"column {c!r} is {row[c]}; it must be at least {low}"
+    for c, t in COLUMNS:
+        if t in ("int32", "int64") and row.get(c) is not None and row[c] >= 2 ** (
+                int(t[3:]) - 1):
+            return f"column {c!r} is {row[c]}, too large for its type {t}"
+    g = row.get("guidance_scale")
+    if g is not None and not 0 <= g < float("inf"):
+        return f"guidance_scale {g!r} must be a finite number >= 0"
+    if not _FORMAT_NAME.fullmatch(row["format"]):
+        return f"format {row['format']!r} is not an image format name (PNG, JPEG, WEBP ...)"
+    if not _SHA256_HEX.fullmatch(row["sha256"]):
+        return f"sha256 {row['sha256']!r} is not 64 lowercase hexadecimal digits"
+    for c in ("model_id", "model_revision", "pipeline", "source"):
+        v = row.get(c)
+        if v is not None and (len(v) > MAX_ID_CHARS or _CONTROL.search(v)):
+            return (f"column {c!r} holds a control character or more than {MAX_ID_CHARS} "
+                    f"characters: {v[:80]!r}")
+    p = row.get("prompt")
+    if p is not None and (len(p) > MAX_PROMPT_CHARS or _PROMPT_CONTROL.search(p)):
+        return (f"prompt holds a control character (NUL ...) or more than {MAX_PROMPT_CHARS} "
+                f"characters: {p[:80]!r}")
+    if row.get("profile") is not None and row["profile"] not in PROFILES:
+        return f"profile {row['profile']!r} is not one of {', '.join(PROFILES)}"
+    st = row.get("settings")
+    if st is not None:
+        try:
+            ok = isinstance(json.loads(st), dict) and len(st) <= MAX_PROMPT_CHARS
+        except ValueError:
+            ok = False
+        if not ok or _CONTROL.search(st):
+            return f"settings must be a JSON object of at most {MAX_PROMPT_CHARS} characters: " \
+                   f"{st[:80]!r}"
+    return None
 
 
 def features() -> "datasets.Features":
@@ -626,8 +998,11 @@ LEADERBOARD_TASKS: tuple[LeaderboardTask, ...] = (
                     "test split."),
 )
 PAPER_SEMANTIC_TASKS: tuple[str, ...] = tuple(
-    p.name for p in sorted(PROTOCOLS.values(), key=lambda p: p.paper_task or 99) if p.paper_task
-)
+    p.name for p in sorted(PROTOCOLS.values(), key=lambda p: p.paper_task or 99)
+    if p.paper_task and not p.extra.get("paper_exact"))
+PAPER_EXACT_TASKS: tuple[str, ...] = tuple(
+    p.name for p in sorted(PROTOCOLS.values(), key=lambda p: p.paper_task or 99)
+    if p.paper_task and p.extra.get("paper_exact"))
 
 
 @dataclass(frozen=True)
@@ -685,7 +1060,11 @@ def info() -> dict:
              "api_model": g.api_model,
              "guidance": g.guidance, "resolution": g.resolution, "dtype": g.dtype, "api": g.api,
              "watermark_crop": None if g.watermark_crop is None else vars(g.watermark_crop),
-             "in_paper": g.in_paper}
+             "in_paper": g.in_paper,
+             "profiles": {name: {**profile_of(g, name).settings(),
+                                 "note": profile_of(g, name).note,
+                                 "source": profile_of(g, name).source}
+                          for name in PROFILES if name != "paper" or g.paper is not None}}
             for g in GENERATORS
         ],
         "semantics": [{"name": s, "superclass": SUPERCLASS_OF[s]} for s in SEMANTICS],

@@ -13,15 +13,19 @@ exponential backoff and jitter, honouring ``Retry-After``; other errors fail at 
 provider's message. A refused prompt raises ``PromptRefused`` so a job can record and skip it.
 
 Adapters (``ADAPTERS``): ``openai`` (OpenAI Images API, key ``OPENAI_API_KEY``), ``gemini``
-(Gemini API generateContent, key ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``) and ``seedream``
-(BytePlus ModelArk, key ``ARK_API_KEY``). ``base_url`` is the host without the version path,
-e.g. ``https://api.openai.com``.
+(Gemini API generateContent, key ``GEMINI_API_KEY`` or ``GOOGLE_API_KEY``), ``seedream``
+(BytePlus ModelArk, key ``ARK_API_KEY``) and ``openai_compatible`` (an OpenAI-format images
+endpoint such as the proxy the paper's code used, key ``OPENAI_API_KEY`` or ``API_KEY``, no
+default host). ``base_url`` is the host without the version path, e.g.
+``https://api.openai.com``. ``options`` are further request fields sent with every request
+(a profile's, e.g. DALL-E 3's ``style`` and ``quality``).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import functools
 import logging
 import math
@@ -29,6 +33,7 @@ import os
 import random
 import time
 from collections import deque
+from datetime import datetime, timezone
 from typing import Callable
 
 import httpx
@@ -37,13 +42,14 @@ from imageattributionbench import BenchmarkError
 
 log = logging.getLogger(__name__)
 
-ADAPTERS = ("openai", "gemini", "seedream")
+ADAPTERS = ("openai", "gemini", "seedream", "openai_compatible")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # The sizes each OpenAI model accepts; anything else is a 400 that would cost a round trip.
 OPENAI_SIZES: dict[str, tuple[str, ...]] = {
     "dall-e-2": ("256x256", "512x512", "1024x1024"),
     "dall-e-3": ("1024x1024", "1792x1024", "1024x1792"),
     "gpt-image-1": ("1024x1024", "1536x1024", "1024x1536"),
+    "gpt-image-1.5": ("1024x1024", "1536x1024", "1024x1536"),
 }
 # Gemini takes no size: with a text-only prompt it returns its default 1024x1024 square.
 GEMINI_SIZES = ("1024x1024",)
@@ -51,8 +57,13 @@ GEMINI_SIZES = ("1024x1024",)
 SEEDREAM_MIN_PIXELS = 1280 * 720
 SEEDREAM_MAX_PIXELS = 4096 * 4096
 SEEDREAM_MAX_ASPECT = 16
+# Seedream 3.0 (seedream-3-0-t2i): any WxH with 512x512 <= W*H <= 2048x2048.
+SEEDREAM3_PIXELS = (512 * 512, 2048 * 2048)
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0
+# The longest Retry-After honoured; a provider asking for more (a daily quota spent) gets no
+# retry: the request fails at once, and the job stops or goes on (generation/run.py).
+RETRY_AFTER_MAX_S = 120.0
 
 
 class ImageAPIError(RuntimeError):
@@ -82,8 +93,10 @@ class ImageAPI:
 
     def __init__(self, model: str, *, base_url: str | None, api_key: str | None,
                  requests_per_minute: float | None, max_retries: int, timeout: float,
-                 sleep: Callable[[float], None], clock: Callable[[], float]):
+                 sleep: Callable[[float], None], clock: Callable[[], float],
+                 options: dict | None = None):
         self.model = model
+        self.options = dict(options or {})
         self.base_url = (base_url or self.default_base).rstrip("/")
         self.max_retries = max_retries
         self.requests_per_minute = requests_per_minute
@@ -139,10 +152,23 @@ class ImageAPI:
                 "seed": seed if self.takes_seed else None}
 
     def generate(self, prompt: str, *, seed: int | None, width: int, height: int) -> bytes:
-        """One image for ``prompt``, as the provider encoded it (PNG, JPEG, ...)."""
+        """One image for ``prompt``, as the provider encoded it (PNG, JPEG, ...).
+
+        Any answer that holds no image (an error status, a body of another shape, data that
+        is not base64) raises ImageAPIError; a refused prompt, PromptRefused.
+        """
         params = self.request_params(seed=seed, width=width, height=height)
         path, body = self._request(prompt, params)
-        return self._image(self._post(path, body))
+        payload = self._post(path, {**body, **self.options})
+        if not isinstance(payload, dict):
+            raise ImageAPIError(f"{self.provider} returned JSON that is not an object "
+                                f"({type(payload).__name__}) for {self.model!r}")
+        try:
+            return self._image(payload)
+        except (AttributeError, TypeError, KeyError, IndexError) as e:
+            # an answer of a shape the adapter does not know: a changed or broken API
+            raise ImageAPIError(f"{self.provider} returned a response of an unexpected shape "
+                                f"for {self.model!r} ({type(e).__name__}: {e})") from None
 
     def _post(self, path: str, body: dict) -> dict:
         attempts = self.max_retries + 1
@@ -169,6 +195,11 @@ class ImageAPI:
                                f"(HTTP {status}): {message}", status)
                 last = f"HTTP {status}: {message}"
                 retry_after = _retry_after(response)
+                if retry_after is not None and retry_after > RETRY_AFTER_MAX_S:
+                    raise ImageAPIError(
+                        f"{self.provider} {self.model!r}: {last}; it asks to retry after "
+                        f"{retry_after:.0f} s, longer than the {RETRY_AFTER_MAX_S:.0f} s this "
+                        "client waits (a spent quota?): rerun later, the job resumes", status)
             if attempt == attempts:
                 break
             delay = retry_after if retry_after is not None else _backoff(attempt)
@@ -256,6 +287,13 @@ class SeedreamImages(ImageAPI):
 
     def _size(self, width: int, height: int) -> str:
         pixels, ratio = width * height, max(width, height) / max(1, min(width, height))
+        if self.model.startswith("seedream-3-0"):
+            low, high = SEEDREAM3_PIXELS
+            if width <= 0 or height <= 0 or not low <= pixels <= high:
+                raise BenchmarkError(f"size {width}x{height} is not supported by "
+                                     f"{self.model!r}: valid sizes are WxH with 512x512 <= "
+                                     "W*H <= 2048x2048, e.g. 1024x1024")
+            return f"{width}x{height}"
         if (width <= 0 or height <= 0 or not SEEDREAM_MIN_PIXELS <= pixels <= SEEDREAM_MAX_PIXELS
                 or ratio > SEEDREAM_MAX_ASPECT):
             raise BenchmarkError(
@@ -298,16 +336,17 @@ class GeminiImages(ImageAPI):
                 {"contents": [{"parts": [{"text": prompt}]}], "generationConfig": config})
 
     def _image(self, payload: dict) -> bytes:
-        candidates = payload.get("candidates") or []
-        parts = ((candidates[0].get("content") or {}).get("parts") or []) if candidates else []
+        candidates = _list(payload.get("candidates"))
+        first = _obj(candidates[0]) if candidates else {}
+        parts = [_obj(p) for p in _list(_obj(first.get("content")).get("parts"))]
         for part in parts:
-            inline = part.get("inlineData") or part.get("inline_data") or {}
+            inline = _obj(part.get("inlineData") or part.get("inline_data"))
             mime = inline.get("mimeType") or inline.get("mime_type") or ""
             # Thinking models may send draft images marked as thoughts before the final one.
-            if mime.startswith("image/") and not part.get("thought"):
+            if isinstance(mime, str) and mime.startswith("image/") and not part.get("thought"):
                 return self._decode(inline.get("data"))
-        block = (payload.get("promptFeedback") or {}).get("blockReason")
-        finish = candidates[0].get("finishReason") if candidates else None
+        block = _obj(payload.get("promptFeedback")).get("blockReason")
+        finish = first.get("finishReason")
         text = " ".join(p["text"] for p in parts if isinstance(p.get("text"), str)).strip()
         why = (f"blockReason={block}" if block else
                f"finishReason={finish}" if finish else "no image part in the response")
@@ -315,14 +354,45 @@ class GeminiImages(ImageAPI):
                             + (f"; it said: {text[:300]}" if text else ""))
 
 
+class OpenAICompatibleImages(ImageAPI):
+    """An OpenAI-format images endpoint on another host (a proxy): POST /v1/images/generations
+    with model, prompt, n and size, the image back as b64_json. The paper's code reached its
+    newer API models this way (new_gen_image.py, base URL from OPENAI_BASE_URL)."""
+
+    adapter, provider = "openai_compatible", "OpenAI-compatible endpoint"
+    key_env = ("OPENAI_API_KEY", "API_KEY")
+
+    def __init__(self, model: str, *, base_url: str | None, **kwargs):
+        if not base_url:
+            raise BenchmarkError(f"the {self.adapter!r} adapter has no default host: give the "
+                                 "endpoint with --api-base-url (the paper's code read "
+                                 "OPENAI_BASE_URL), e.g. https://proxy.example.com")
+        base = base_url.rstrip("/")
+        super().__init__(model, base_url=base[:-3] if base.endswith("/v1") else base, **kwargs)
+
+    def _size(self, width: int, height: int) -> str:
+        if width <= 0 or height <= 0:
+            raise BenchmarkError(f"size {width}x{height} is not a valid image size")
+        return f"{width}x{height}"
+
+    def _request(self, prompt: str, params: dict) -> tuple[str, dict]:
+        return "/v1/images/generations", {"model": self.model, "prompt": prompt, "n": 1,
+                                          "size": params["size"],
+                                          "response_format": "b64_json"}
+
+    def _image(self, payload: dict) -> bytes:
+        return self._decode(_b64_json(payload))
+
+
 _CLASSES: dict[str, type[ImageAPI]] = {
-    "openai": OpenAIImages, "gemini": GeminiImages, "seedream": SeedreamImages}
+    "openai": OpenAIImages, "gemini": GeminiImages, "seedream": SeedreamImages,
+    "openai_compatible": OpenAICompatibleImages}
 
 
 def api_client(adapter: str, model: str, *, base_url: str | None = None,
                api_key: str | None = None, requests_per_minute: float | None = None,
                max_retries: int = 6, timeout: float = 120, sleep=time.sleep,
-               clock=time.monotonic) -> ImageAPI:
+               clock=time.monotonic, options: dict | None = None) -> ImageAPI:
     """A client for ``model`` through ``adapter`` (one of ``ADAPTERS``).
 
     The key comes from ``api_key`` or the adapter's environment variable; a missing key is a
@@ -341,7 +411,7 @@ def api_client(adapter: str, model: str, *, base_url: str | None = None,
         raise BenchmarkError(f"timeout must be > 0 seconds, got {timeout!r}")
     return _CLASSES[adapter](model, base_url=base_url, api_key=api_key,
                              requests_per_minute=requests_per_minute, max_retries=max_retries,
-                             timeout=timeout, sleep=sleep, clock=clock)
+                             timeout=timeout, sleep=sleep, clock=clock, options=options)
 
 
 @functools.cache
@@ -356,6 +426,15 @@ def _listed_size(model: str, width: int, height: int, valid: tuple[str, ...]) ->
         raise BenchmarkError(f"size {size} is not supported by {model!r}; valid sizes: "
                              f"{', '.join(valid)}")
     return size
+
+
+def _obj(value: object) -> dict:
+    """``value`` if it is a JSON object, else an empty one: answers are parsed by shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _b64_json(payload: dict) -> object:
@@ -373,11 +452,19 @@ def _is_refusal(code: str | None) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header; None when absent or not a number of seconds."""
+    """Seconds from a ``Retry-After`` header (seconds, or an HTTP date); None when absent or
+    unreadable."""
+    text = response.headers.get("retry-after", "").strip()
     try:
-        seconds = float(response.headers.get("retry-after", ""))
+        seconds = float(text)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     return seconds if seconds >= 0 and math.isfinite(seconds) else None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,15 +14,40 @@ TINY_STEPS = 2
 DTYPES = ("float32", "float16", "bfloat16")
 
 
+# Hub ids the paper's code used that have moved since (same weights, new home).
+HUB_MOVED = {"runwayml/stable-diffusion-v1-5": "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+
+
 @dataclass(frozen=True)
 class Settings:
-    """How each image is made; recorded in every row."""
+    """How each image is made; recorded in every row (columns, and ``settings`` as JSON)."""
 
     steps: int
     guidance: float
     width: int
     height: int
     dtype: str
+    profile: str = "model_card"
+    negative_prompt: str | None = None
+    extra: tuple[tuple[str, object], ...] = ()
+    model: str | None = None  # the profile's model (Hub id as the profile names it)
+
+    def record(self) -> str:
+        """The row's ``settings`` column: everything passed to the pipeline, as JSON."""
+        return json.dumps({"profile": self.profile, "model": self.model, "steps": self.steps,
+                           "guidance": self.guidance, "width": self.width,
+                           "height": self.height, "dtype": self.dtype,
+                           "negative_prompt": self.negative_prompt, "extra": dict(self.extra)},
+                          sort_keys=True)
+
+    @classmethod
+    def from_row(cls, row: dict, dtype: str) -> "Settings":
+        """The settings a row was made with (its columns, and its ``settings`` JSON if any)."""
+        rec = json.loads(row["settings"]) if row.get("settings") else {}
+        return cls(row["num_inference_steps"], row["guidance_scale"], row["width"],
+                   row["height"], dtype, rec.get("profile", "model_card"),
+                   rec.get("negative_prompt"), tuple(rec.get("extra", {}).items()),
+                   rec.get("model"))
 
 
 def tiny_weights_seed(generator_name: str) -> int:
@@ -34,20 +60,27 @@ def tiny_model_id(generator_name: str) -> str:
     return f"tiny-random/{generator_name}"
 
 
-def resolve_settings(g: iab.Generator, *, tiny: bool, device: str, steps: int | None = None,
-                     guidance: float | None = None, resolution: int | None = None,
-                     dtype: str | None = None) -> Settings:
-    """The registry's defaults, overridden by flags; tiny pipelines run 2 steps at 64 px."""
+def resolve_settings(g: iab.Generator, *, tiny: bool, device: str, profile: str | None = None,
+                     steps: int | None = None, guidance: float | None = None,
+                     resolution: int | None = None, dtype: str | None = None) -> Settings:
+    """The generator's profile (``paper`` by default where it has one, see
+    ``iab.profile_of``), overridden by flags. Tiny pipelines run 2 steps at 64 px in float32;
+    guidance, negative prompt and call arguments still come from the profile."""
     from generation.tiny import TINY_RESOLUTION
 
-    size = resolution or (TINY_RESOLUTION if tiny else g.resolution)
-    chosen = dtype or ("float32" if tiny else g.dtype)
+    p = iab.profile_of(g, profile)
+    size = resolution or (TINY_RESOLUTION if tiny else p.width)
+    chosen = dtype or ("float32" if tiny else p.dtype or g.dtype)
     if chosen not in DTYPES:
         raise iab.BenchmarkError(f"unknown dtype {chosen!r}; valid dtypes: {', '.join(DTYPES)}")
     if device == "cpu":
         chosen = "float32"  # half precision on CPU is slow or unsupported by many kernels
-    return Settings(steps or (TINY_STEPS if tiny else g.steps),
-                    g.guidance if guidance is None else guidance, size, size, chosen)
+    if size is None or (p.steps is None and not tiny and steps is None):
+        raise iab.BenchmarkError(f"{g.name}'s {p.name!r} profile does not say how to run it "
+                                 f"({p.note or 'no steps or size'}); use --profile model_card")
+    return Settings(steps or (TINY_STEPS if tiny else p.steps),
+                    p.guidance if guidance is None else guidance, size, size, chosen, p.name,
+                    p.negative_prompt, p.extra, p.model)
 
 
 def _model_bytes(pipe) -> int:
@@ -76,9 +109,10 @@ def load_pipeline(g: iab.Generator, settings: Settings, *, tiny: bool, device, r
         return pipe.to(device), tiny_model_id(g.name), f"seed-{seed}", call_kwargs(g.pipeline)
     import diffusers
 
-    revision = revision or _resolve_revision(g.hub_id)
+    hub_id = hub_id_of(g, settings)
+    revision = revision or _resolve_revision(hub_id)
     cls = getattr(diffusers, g.pipeline)
-    pipe = cls.from_pretrained(g.hub_id, revision=revision,
+    pipe = cls.from_pretrained(hub_id, revision=revision,
                                torch_dtype=getattr(torch, settings.dtype))
     pipe.set_progress_bar_config(disable=True)
     on_gpu = torch.device(device).type == "cuda"
@@ -91,7 +125,13 @@ def load_pipeline(g: iab.Generator, settings: Settings, *, tiny: bool, device, r
         pipe = pipe.to(device)
     if vae_tiling and hasattr(pipe, "vae"):
         pipe.vae.enable_tiling()
-    return pipe, g.hub_id, revision, {}
+    return pipe, hub_id, revision, {}
+
+
+def hub_id_of(g: iab.Generator, settings: Settings) -> str:
+    """The Hub id to load: the profile's model (where it moved: its new home)."""
+    model = settings.model or g.hub_id
+    return HUB_MOVED.get(model, model)
 
 
 def _resolve_revision(hub_id: str) -> str | None:
@@ -104,6 +144,16 @@ def _resolve_revision(hub_id: str) -> str | None:
         return None
 
 
+def call_arguments(settings: Settings, extra: dict, batch: int) -> dict:
+    """Pipeline arguments beside prompt, seeds, steps, guidance and size: the profile's
+    negative prompt and call arguments; ``extra`` (what a tiny pipeline needs) wins."""
+    kwargs = dict(settings.extra)
+    if settings.negative_prompt is not None:
+        kwargs["negative_prompt"] = [settings.negative_prompt] * batch
+    kwargs.update(extra)
+    return kwargs
+
+
 def generate(pipe, prompts: list[str], seeds: list[int], settings: Settings,
              extra: dict) -> np.ndarray:
     """Images (B, H, W, 3) in [0, 1]: one CPU torch.Generator per sample, so each image
@@ -114,7 +164,8 @@ def generate(pipe, prompts: list[str], seeds: list[int], settings: Settings,
     with torch.inference_mode():
         out = pipe(prompt=list(prompts), generator=generators,
                    num_inference_steps=settings.steps, guidance_scale=settings.guidance,
-                   height=settings.height, width=settings.width, output_type="np", **extra)
+                   height=settings.height, width=settings.width, output_type="np",
+                   **call_arguments(settings, extra, len(prompts)))
     images = out.images
     if isinstance(images, torch.Tensor):
         images = images.float().cpu().numpy()

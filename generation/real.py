@@ -18,7 +18,7 @@ from typing import Iterator
 
 import imageattributionbench as iab
 from iab.scripts import run_script
-from iab.importer import ImportReport, image_row, write_unit
+from iab.importer import ImportReport, done_rows, image_row, write_unit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,22 +61,24 @@ def import_real(source: str, semantic: str, out: str | Path, *, split: str = "tr
                 config: str | None = None, image_column: str = "image",
                 limit: int | None = None, source_name: str | None = None,
                 revision: str | None = None) -> ImportReport:
-    """Write ``<out>/real/<semantic>/<source>-<k>.parquet``; an existing unit is kept (resume)."""
+    """Write ``<out>/real/<semantic>/<source>-<k>.parquet``; images already there (by their
+    ``source``) are not imported again, so a rerun completes an interrupted import."""
     iab.superclass_of(semantic)
     name = source_name or Path(source.rstrip("/")).name
     stem = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "source"
     dest = Path(out) / iab.REAL / semantic
     report = ImportReport()
-    if any(dest.glob(f"{stem}-*.parquet")):
-        report.skipped_done.append(dest)
-        return report
+    done, _ = done_rows(dest)
 
     def rows():
         for i, (data, file_name) in enumerate(_records(source, split, config, image_column,
                                                        revision, limit)):
+            if f"{name}:{file_name}" in done:
+                report.already_imported += 1
+                continue
             try:
                 yield image_row(data, iab.REAL, semantic, file_name, f"{name}:{file_name}",
-                                f"{source} #{i} ({file_name})", False, report)
+                                f"{source} #{i} ({file_name})", False, False, report)
             except iab.BenchmarkError as e:
                 report.unmapped.append(str(e))
 
@@ -88,9 +90,8 @@ def main(args: argparse.Namespace) -> int:
     report = import_real(args.source, args.semantic, args.out, split=args.split,
                          config=args.config, image_column=args.image_column, limit=args.limit,
                          source_name=args.source_name, revision=args.revision)
-    if report.skipped_done:
-        print(f"already done: {report.skipped_done[0]} (remove it to redo)")
-        return 0
+    if report.already_imported:
+        print(f"{report.already_imported} image(s) already imported (kept)")
     linked = report.rows - report.unlinked_prompts
     print(f"real/{args.semantic}: {report.rows} images in {len(report.shards)} shards, "
           f"{linked} linked to the official prompt captioned from them")

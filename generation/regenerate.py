@@ -27,8 +27,7 @@ def regenerate(row: dict, device: str = "cpu") -> np.ndarray:
     if g.runs != "diffusers":
         raise iab.BenchmarkError(f"{g.name} images are not regenerable here ({g.runs})")
     tiny = row["model_id"] == tiny_model_id(g.name)
-    settings = Settings(row["num_inference_steps"], row["guidance_scale"], row["width"],
-                        row["height"], "float32" if tiny or device == "cpu" else g.dtype)
+    settings = Settings.from_row(row, "float32" if tiny or device == "cpu" else g.dtype)
     pipe, _, revision, extra = load_pipeline(
         g, settings, tiny=tiny, device=device,
         revision=None if tiny else row["model_revision"])

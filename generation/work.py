@@ -85,9 +85,9 @@ def load_prompts(source: str, semantics: list[str]) -> tuple[dict[str, list[Prom
             continue
         pid = r.get("prompt_id") or \
             f"{r['semantic']}/custom-{hashlib.sha256(r['prompt'].encode()).hexdigest()[:16]}"
-        if not pid.startswith(f"{r['semantic']}/"):
-            raise iab.BenchmarkError(f"{path}, row {i}: prompt_id {pid!r} must start with "
-                                     f"'{r['semantic']}/'")
+        problem = iab.prompt_id_problem(pid, r["semantic"])
+        if problem:
+            raise iab.BenchmarkError(f"{path}, row {i}: {problem}")
         out[r["semantic"]].append(PromptRow(r["semantic"], pid, r["prompt"]))
     return out, hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -127,6 +127,7 @@ class JobConfig:
     height: int | None
     dtype: str | None
     prompts: str
+    settings: str | None = None  # the profile and every call argument (Settings.record)
 
     def check_or_write(self, generator_dir: Path) -> None:
         path = generator_dir / "job.json"
@@ -134,6 +135,8 @@ class JobConfig:
         if path.exists():
             theirs = json.loads(path.read_text())
             diff = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+            if len(diff) > 1:  # the settings record repeats the columns' differences
+                diff.pop("settings", None)
             if diff:
                 what = "; ".join(f"{k}: folder has {a!r}, this run {b!r}"
                                  for k, (a, b) in diff.items())

@@ -13,14 +13,17 @@ import hashlib
 import io
 import json
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 import imageattributionbench as iab
+from iab.faults import fault_point
+from iab.procs import die_with_parent, pid_alive
 
 POLICIES = ("native_crop", "processor", "paper_resnet")
 DEFAULT_POLICY = {"finetune": "native_crop", "linear_probe": "processor", "score": "processor"}
@@ -31,7 +34,9 @@ POLICY_TEXT = {
     "paper_resnet": "the paper's ResNet-50 setting: shorter side resized to 256 (bilinear), "
                     "center crop 224",
 }
-META_COLUMNS = ("label", "generator", "semantic", "sha256")
+# What metrics and the samples file need per image; (generator, prompt_id, image_index) is the
+# row's identity, by which the leaderboard matches samples to the benchmark's own labels.
+META_COLUMNS = ("label", "generator", "semantic", "sha256", "prompt_id", "image_index")
 
 
 class CorruptImage(Exception):
@@ -197,6 +202,8 @@ class DecodedSplit:
     generators: list[str]
     sha256: list[str]
     skipped: list[str]
+    prompt_ids: list[str] = field(default_factory=list)
+    image_indices: list[int] = field(default_factory=list)
 
 
 def _decode_chunk(args) -> list[np.ndarray | str]:
@@ -216,6 +223,21 @@ def cache_dir() -> Path:
     return Path(base) / "imageattributionbench" / "decoded"
 
 
+_TMP_RE = re.compile(r"^[0-9a-f]+\.(?:u8|json)\.(\d+)\.tmp$")
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Cache files a killed decode left half-written (``<digest>.u8.<pid>.tmp``): those whose
+    process is gone. A decode still running elsewhere keeps its file."""
+    stale = []
+    for p in folder.iterdir():
+        m = _TMP_RE.match(p.name)
+        if m and not pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            stale.append(p)
+    return stale
+
+
 def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt: str,
                  progress: bool = True, processor=None) -> DecodedSplit:
     """Decode a (non-streaming) split once into the cache, or reuse an earlier decode
@@ -226,13 +248,16 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
     digest = hashlib.sha256(f"{key}|{policy_key}|{side}".encode()).hexdigest()[:24]
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)
     data_path, meta_path = folder / f"{digest}.u8", folder / f"{digest}.json"
     if meta_path.exists() and data_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta["on_corrupt"] == on_corrupt or not meta["skipped"]:
+        # a cache written before rows carried their identity is decoded again
+        if (meta["on_corrupt"] == on_corrupt or not meta["skipped"]) and "prompt_ids" in meta:
             images = np.memmap(data_path, np.uint8, "r", shape=(meta["n"], side, side, 3))
             return DecodedSplit(images, np.array(meta["labels"]), meta["semantics"],
-                                meta["generators"], meta["sha256"], meta["skipped"])
+                                meta["generators"], meta["sha256"], meta["skipped"],
+                                meta["prompt_ids"], meta["image_indices"])
     meta_cols = ds.select_columns(list(META_COLUMNS)).to_dict()
     n = len(ds)
     tmp = data_path.with_suffix(f".u8.{os.getpid()}.tmp")
@@ -257,7 +282,9 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
             first, fut = pending.popleft()
             yield first, fut.result()
 
-    with ProcessPoolExecutor(max(1, workers)) if workers > 1 else _Inline() as pool:
+    # workers die with this process: a killed run leaves none decoding
+    with ProcessPoolExecutor(max(1, workers), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) if workers > 1 else _Inline() as pool:
         for start, results in results_in_order(pool):
             for j, res in enumerate(results):
                 if isinstance(res, str):
@@ -269,6 +296,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
                 images[len(keep)] = res
                 keep.append(start + j)
             bar.update(len(results))
+            fault_point("harness.decode.chunk")  # kill tests: a half-written cache file
     bar.close()
     images.flush()
     del images
@@ -277,13 +305,16 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
             "semantics": [meta_cols["semantic"][i] for i in keep],
             "generators": [meta_cols["generator"][i] for i in keep],
             "sha256": [meta_cols["sha256"][i] for i in keep], "skipped": skipped,
+            "prompt_ids": [meta_cols["prompt_id"][i] for i in keep],
+            "image_indices": [int(meta_cols["image_index"][i]) for i in keep],
             "on_corrupt": on_corrupt}
     meta_tmp = meta_path.with_suffix(f".json.{os.getpid()}.tmp")
     meta_tmp.write_text(json.dumps(meta))
     os.replace(meta_tmp, meta_path)
     images = np.memmap(data_path, np.uint8, "r", shape=(max(len(keep), 1), side, side, 3))
     return DecodedSplit(images[:len(keep)], np.array(meta["labels"]), meta["semantics"],
-                        meta["generators"], meta["sha256"], skipped)
+                        meta["generators"], meta["sha256"], skipped, meta["prompt_ids"],
+                        meta["image_indices"])
 
 
 class _Inline:

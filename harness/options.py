@@ -15,7 +15,7 @@ import imageattributionbench as iab
 from harness.data import POLICIES
 from harness.presets import SCHEDULERS
 
-PROTOCOLS = ("standard", "open_set", "paper", "all") + tuple(
+PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint"))
 DEGRADED = tuple(iab.DEGRADATIONS)
 TRACKERS = ("tensorboard", "trackio", "wandb")
@@ -45,6 +45,10 @@ def jobs_for(protocol: str) -> list[Job]:
         return paper
     if protocol == "all":  # the paper's set and open-set rejection: every leaderboard number
         return paper + [Job("open_set", (("open_set", ("test",)),))]
+    if protocol == "paper_exact":  # the paper's own split (built with iab build --paper-split)
+        return [Job("paper_exact", (("paper_exact", ("test",)),
+                                    ("paper_exact_degraded", DEGRADED)))] + [
+            Job(p, ((p, ("test",)),)) for p in iab.PAPER_EXACT_TASKS]
     return [Job(protocol, ((protocol, ("test_seen", "test")),))]
 
 
@@ -80,8 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add(what, "--model-revision", help="revision of a Hub model")
     _add(what, "--method", default="finetune", help="finetune | linear_probe | score")
     _add(what, "--protocol", default="standard",
-         help=" | ".join(PROTOCOLS[:4]) + " | semantic_disjoint[_<subclass>] (paper: standard "
-              "+ degraded + the three semantic tasks; all: paper + open_set)")
+         help=" | ".join(PROTOCOLS[:5]) + " | semantic_disjoint[_<subclass>] (paper: standard "
+              "+ degraded + the three semantic tasks; all: paper + open_set; paper_exact: the "
+              "same on the paper's own split, from a build made with iab build --paper-split)")
     _add(what, "--dataset", default=iab.HUB_REPO_ID,
          help="Hub dataset id, or a folder built by `iab build` (local paths are checked "
               "first)")

@@ -96,6 +96,8 @@ class Predictions:
     generators: list[str]
     sha256: list[str]
     skipped: list[str] = field(default_factory=list)
+    prompt_ids: list[str] = field(default_factory=list)  # with generators: the row identity
+    image_indices: list[int] = field(default_factory=list)
 
     @property
     def predictions(self) -> np.ndarray:
@@ -126,7 +128,10 @@ def predict(accelerator, model, split: DecodedSplit, geo: Geometry, batch_size: 
     return Predictions(probabilities[back], split.labels[idx[back]],
                        [split.semantics[i] for i in idx[back]],
                        [split.generators[i] for i in idx[back]],
-                       [split.sha256[i] for i in idx[back]], list(split.skipped))
+                       [split.sha256[i] for i in idx[back]], list(split.skipped),
+                       [split.prompt_ids[i] for i in idx[back]] if split.prompt_ids else [],
+                       [split.image_indices[i] for i in idx[back]] if split.image_indices
+                       else [])
 
 
 @torch.no_grad()
@@ -147,7 +152,8 @@ def predict_stream(accelerator, model, ds, policy: str, geo: Geometry, batch_siz
             continue
         p = _probs(model(normalize(images, geo).to(device)), allowed).cpu().numpy()
         rows += [(meta["sha256"][i], p[i], meta["label"][i], meta["semantic"][i],
-                  meta["generator"][i]) for i in range(len(images))]
+                  meta["generator"][i], meta["prompt_id"][i], int(meta["image_index"][i]))
+                 for i in range(len(images))]
     gathered = accelerator.gather_object([(rows, skipped)]) if accelerator.num_processes > 1 \
         else [(rows, skipped)]
     all_rows = sorted((r for part, _ in gathered for r in part), key=lambda r: r[0])
@@ -155,4 +161,5 @@ def predict_stream(accelerator, model, ds, policy: str, geo: Geometry, batch_siz
     n = len(all_rows)
     probs = np.stack([r[1] for r in all_rows]) if n else np.zeros((0, 0), np.float32)
     return Predictions(probs, np.array([r[2] for r in all_rows]), [r[3] for r in all_rows],
-                       [r[4] for r in all_rows], [r[0] for r in all_rows], all_skipped)
+                       [r[4] for r in all_rows], [r[0] for r in all_rows], all_skipped,
+                       [r[5] for r in all_rows], [r[6] for r in all_rows])

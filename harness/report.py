@@ -38,8 +38,11 @@ def samples_filename(protocol: str, created_at: str) -> str:
 # Per-image predictions
 # ---------------------------------------------------------------------------------------------
 
-SAMPLE_COLUMNS = ("protocol", "split", "sha256", "generator", "semantic", "label", "prediction",
-                  "score", "probabilities")
+SAMPLE_COLUMNS = ("protocol", "split", "sha256", "generator", "prompt_id", "image_index",
+                  "semantic", "label", "prediction", "score", "probabilities")
+# (generator, prompt_id, image_index) is a row's identity in the benchmark (docs/DESIGN.md): the
+# leaderboard matches samples to the dataset's own labels by it to recompute the metrics.
+IDENTITY_COLUMNS = ("generator", "prompt_id", "image_index")
 
 
 def _label_name(value, where: str) -> str:
@@ -58,7 +61,9 @@ def write_samples(rows: list[dict], out_dir: str | os.PathLike, protocol: str,
     Each row needs ``split``, ``sha256``, ``generator``, ``semantic``, ``label`` and
     ``prediction`` (label names or ids; stored as names) and ``probabilities`` (the model's
     class probabilities); ``score``, the probability of the prediction, defaults to the
-    largest probability. ``protocol`` fills the column of the same name.
+    largest probability. ``prompt_id`` and ``image_index`` (with ``generator``, the row's
+    identity) are null when a row lacks them; the leaderboard then matches rows by sha256.
+    ``protocol`` fills the column of the same name.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -77,11 +82,15 @@ def write_samples(rows: list[dict], out_dir: str | os.PathLike, protocol: str,
         cols["protocol"].append(protocol)
         for k in ("split", "sha256", "generator", "semantic"):
             cols[k].append(str(row[k]))
+        cols["prompt_id"].append(None if row.get("prompt_id") is None else str(row["prompt_id"]))
+        cols["image_index"].append(None if row.get("image_index") is None
+                                   else int(row["image_index"]))
         cols["label"].append(_label_name(row["label"], f"samples row {i} label"))
         cols["prediction"].append(_label_name(row["prediction"], f"samples row {i} prediction"))
         cols["score"].append(float(row["score"]) if row.get("score") is not None else max(probs))
         cols["probabilities"].append(probs)
-    schema = pa.schema([(c, pa.string()) for c in SAMPLE_COLUMNS[:7]]
+    schema = pa.schema([(c, pa.int32() if c == "image_index" else pa.string())
+                        for c in SAMPLE_COLUMNS[:9]]
                        + [("score", pa.float32()), ("probabilities", pa.list_(pa.float32()))])
     buf = io.BytesIO()
     pq.write_table(pa.table(cols, schema=schema), buf)
@@ -221,8 +230,9 @@ def push_report(out_dir: str | os.PathLike, repo_id: str | None = None, *,
     - A scored model (``--method score``): no new repo; its ``.eval_results`` goes to the
       scored model's own repo, as a pull request when the token cannot write there (the Hub's
       way for community evaluations).
-    - ``results_repo``: the results JSON at :func:`results_repo_path`, a pull request when the
-      token cannot write there.
+    - ``results_repo``: the results JSON at :func:`results_repo_path` and this run's samples
+      beside it (the leaderboard verifies every number from them), one commit, a pull request
+      when the token cannot write there.
     - ``model=False``: the results repo only.
 
     Results on a local build are refused (they are not the published dataset's). The token is
@@ -261,14 +271,18 @@ def push_report(out_dir: str | os.PathLike, repo_id: str | None = None, *,
     done: list[str] = []
     source_url = None
     if results_repo:
-        info = _commit_or_pr(
-            api, results_repo, "dataset",
-            [CommitOperationAdd(results_repo_path(results), str(results_file))],
-            f"Add results of {results['model']['id']}", title)
+        # the samples go beside the results: the leaderboard verifies every number from them
+        dest = results_repo_path(results)
+        folder = dest.rsplit("/", 1)[0]
+        ops = [CommitOperationAdd(dest, str(results_file))] + [
+            CommitOperationAdd(f"{folder}/{p.name}", str(p)) for p in sorted(out.glob(
+                f"samples_*_{iso_slug(results['created_at'])}.parquet"))]
+        info = _commit_or_pr(api, results_repo, "dataset", ops,
+                             f"Add results of {results['model']['id']}", title)
         rev, link = _where(info, endpoint, "dataset", results_repo)
-        source_url = file_url(endpoint, "dataset", results_repo, rev, results_repo_path(results))
-        done.append(f"results JSON -> {results_repo} ({'pull request ' if rev != 'main' else ''}"
-                    f"{link})")
+        source_url = file_url(endpoint, "dataset", results_repo, rev, dest)
+        done.append(f"results JSON and samples -> {results_repo} "
+                    f"({'pull request ' if rev != 'main' else ''}{link})")
     if not model:
         return done
     if scored:

@@ -149,7 +149,7 @@ def _check_summary(c: _Checker, name: str, proto: dict, where: str) -> None:
     if not isinstance(summary, dict):
         c.add(where, f"must be an object, got {type(summary).__name__}")
         return
-    if name == "degraded":
+    if name in ("degraded", "paper_exact_degraded"):
         if not c.mapping(summary, where, ("clean_accuracy", "per_degradation", "mean_accuracy",
                                           "worst_accuracy", "worst")):
             return
@@ -177,6 +177,12 @@ def _check_summary(c: _Checker, name: str, proto: dict, where: str) -> None:
                 c.add(f"{where}.mean_accuracy", "is not the mean of the splits' accuracies")
             if not _close(summary["worst_accuracy"], min(split_acc)):
                 c.add(f"{where}.worst_accuracy", "is not the lowest of the splits' accuracies")
+    elif iab.PROTOCOLS[name].extra.get("paper_exact"):  # the paper's tasks have no test_seen
+        if c.mapping(summary, where, ("unseen",)):
+            c.fraction(summary["unseen"], f"{where}.unseen")
+            if "test" in acc and not _close(summary["unseen"], acc["test"]):
+                c.add(f"{where}.unseen", f"{summary['unseen']!r} differs from test accuracy "
+                      f"{acc['test']!r}")
     elif iab.PROTOCOLS[name].train_semantic is not None:
         if not c.mapping(summary, where, ("seen", "unseen", "gap")):
             return

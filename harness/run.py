@@ -113,7 +113,7 @@ def main(args: argparse.Namespace) -> int:
 
     from harness import data, models
     from harness.dataset_source import portable_path, resolve_dataset
-    from harness.metrics import degradation_drop, load_metric, seen_unseen_gap
+    from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
     from harness.publish import card_info, check_push, push
     from harness.report import write_report
@@ -237,29 +237,32 @@ def main(args: argparse.Namespace) -> int:
                     log.warning(f"{config}/{split}: skipped {len(pred.skipped)} undecodable "
                                 f"image(s), e.g. {pred.skipped[0]}")
                 if accelerator.is_main_process:
-                    metrics = metric.compute(
-                        predictions=pred.predictions.tolist(), references=pred.labels.tolist(),
-                        scores=pred.probabilities.tolist(), semantics=pred.semantics,
-                        labels=list(iab.LABELS), known_labels=known)
+                    metrics = score_split(metric, pred.predictions.tolist(),
+                                          pred.labels.tolist(), pred.probabilities.tolist(),
+                                          pred.semantics, known)
                     metrics["skipped"] = len(pred.skipped)
                     result["splits"][split] = metrics
                     n_samples[f"{config}/{split}"] = len(pred.labels)
                     samples.setdefault(config, []).extend(
                         {"protocol": config, "split": split, "sha256": pred.sha256[i],
-                         "generator": pred.generators[i], "semantic": pred.semantics[i],
+                         "generator": pred.generators[i], "prompt_id": pred.prompt_ids[i],
+                         "image_index": pred.image_indices[i], "semantic": pred.semantics[i],
                          "label": int(pred.labels[i]), "prediction": int(pred.predictions[i]),
                          "score": float(pred.probabilities[i].max()),
                          "probabilities": pred.probabilities[i].tolist()}
                         for i in range(len(pred.labels)))
             protocols[config] = result
         if accelerator.is_main_process:
-            if "degraded" in protocols and "standard" in protocols:
-                summary = degradation_drop(
-                    protocols["standard"]["splits"]["test"]["accuracy"],
-                    {s: m["accuracy"] for s, m in protocols["degraded"]["splits"].items()})
-                summary["clean_accuracy"] = summary.pop("clean")
-                protocols["degraded"]["summary"] = summary
+            for clean, deg in (("standard", "degraded"), ("paper_exact", "paper_exact_degraded")):
+                if deg in protocols and clean in protocols:
+                    summary = degradation_drop(
+                        protocols[clean]["splits"]["test"]["accuracy"],
+                        {s: m["accuracy"] for s, m in protocols[deg]["splits"].items()})
+                    summary["clean_accuracy"] = summary.pop("clean")
+                    protocols[deg]["summary"] = summary
             for name, res in protocols.items():
+                if name in iab.PAPER_EXACT_TASKS:
+                    res["summary"] = {"unseen": res["splits"]["test"]["accuracy"]}
                 if name.startswith("semantic_disjoint"):
                     res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
                                                      res["splits"]["test"]["accuracy"])

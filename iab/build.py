@@ -16,10 +16,9 @@ from bisect import bisect_right
 from itertools import accumulate
 import os
 import shutil
-import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable
@@ -27,7 +26,9 @@ from typing import Iterable
 from tqdm.auto import tqdm
 
 import imageattributionbench as iab
-from iab import card, shards
+from iab import card, install, official, paper_split, shards
+from iab.faults import fault_point
+from iab.procs import die_with_parent
 
 # Files and folders a build owns in the output folder; anything else there is left alone
 # (a git clone's .git and .gitattributes) or, if unknown, makes the build refuse the folder.
@@ -50,6 +51,8 @@ class RowRef:
     image_index: int
     sha256: str
     fold: str
+    name: str | None = None  # the file name in the official tree (iab.official.official_name)
+    paper: str | None = None  # the paper-split code (iab.PAPER_CODES), None: not selected
 
 
 @dataclass
@@ -69,6 +72,7 @@ class BuildReport:
     configs: dict[str, dict[str, int]]
     skipped_configs: dict[str, str]
     fingerprint: str
+    paper_split: dict = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------- pass 1: metadata
@@ -78,33 +82,19 @@ def _where(path: Path, row: int) -> str:
     return f"{path}, row {row}"
 
 
-def _check_row(path: Path, i: int, r: dict) -> RowRef:
-    for c in iab.REQUIRED_VALUES:
-        if c != "image" and r.get(c) is None:
-            raise iab.BenchmarkError(f"{_where(path, i)}: column {c!r} is null; it must hold a "
-                                     "value in every row (DESIGN section 3)")
-    gen, sem = r["generator"], r["semantic"]
-    if gen not in iab.LABEL_IDS:
-        raise iab.BenchmarkError(f"{_where(path, i)}: unknown generator {gen!r}; valid "
-                                 f"generators: {', '.join(iab.LABELS)}")
-    if sem not in iab.SUPERCLASS_OF:
-        raise iab.BenchmarkError(f"{_where(path, i)}: unknown semantic {sem!r}; valid "
-                                 f"semantics: {', '.join(iab.SEMANTICS)}")
-    if r["label"] != iab.LABEL_IDS[gen]:
-        raise iab.BenchmarkError(
-            f"{_where(path, i)}: label {r['label']!r} does not match generator {gen!r} (label id "
-            f"{iab.LABEL_IDS[gen]}); label ids are fixed by imageattributionbench.LABELS")
-    if r["superclass"] != iab.SUPERCLASS_OF[sem]:
-        raise iab.BenchmarkError(f"{_where(path, i)}: superclass {r['superclass']!r} does not "
-                                 f"match semantic {sem!r} (expected {iab.SUPERCLASS_OF[sem]!r})")
-    pid = r["prompt_id"]
-    if not pid.startswith(f"{sem}/") or pid == f"{sem}/":
-        raise iab.BenchmarkError(f"{_where(path, i)}: prompt_id {pid!r} must start with its "
-                                 f"semantic: '{sem}/<index>' or '{sem}/src:<file name>'")
-    return RowRef(-1, i, gen, sem, pid, r["image_index"], r["sha256"], iab.fold_of(pid))
+def _check_row(path: Path, i: int, r: dict, limit: int) -> RowRef:
+    problem = iab.row_problem(r)
+    if problem:
+        raise iab.BenchmarkError(f"{_where(path, i)}: {problem}")
+    if r["width"] * r["height"] > limit:
+        raise shards.too_big_error(_where(path, i), f"the row says {r['width']}x{r['height']}",
+                              limit)
+    return RowRef(-1, i, r["generator"], r["semantic"], r["prompt_id"], r["image_index"],
+                  r["sha256"], iab.fold_of(r["prompt_id"]))
 
 
-def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], int]:
+def scan_raw(files: list[Path], progress: bool = True, limit: int | None = None
+             ) -> tuple[list[RowRef], int]:
     """Check every raw row's metadata; returns the rows to publish and the duplicates dropped.
 
     A row is identified by (generator, prompt_id, image_index): the same row twice with the
@@ -112,14 +102,17 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
     """
     refs: dict[tuple[str, str, int], RowRef] = {}
     duplicates = 0
+    limit = shards.max_pixels(limit)
     for fi, path in enumerate(tqdm(files, desc="scan raw shards", unit="shard",
                                    disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = shards.read_table(path, columns=_META_COLUMNS)
+        names = _image_names(path, table.num_rows)
         for i, r in enumerate(table.to_pylist()):
-            ref = _check_row(path, i, r)
-            ref = replace(ref, file=fi)
+            ref = _check_row(path, i, r, limit)
+            ref = replace(ref, file=fi, name=official.official_name({**r, "image": {
+                "path": names[i]}}))
             key = (ref.label, ref.prompt_id, ref.image_index)
             if key in refs:
                 if refs[key].sha256 != ref.sha256:
@@ -133,6 +126,36 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
     if not refs:
         raise iab.BenchmarkError("the raw shards hold no rows: nothing to build")
     return list(refs.values()), duplicates
+
+
+def _image_names(path: Path, n: int) -> list[str | None]:
+    """The image file names of a raw shard (the ``image.path`` field, no bytes read)."""
+    try:
+        col = shards.open_parquet(path).read(columns=["image.path"]).column("image")
+        return [c.as_py() for chunk in col.chunks for c in chunk.field("path")]
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return [None] * n
+
+
+def assign_paper_split(refs: list[RowRef], keep_codes: bool = True
+                       ) -> tuple[list[RowRef], dict]:
+    """Each row's code in the paper's own split (iab/paper_split.py; None for every row unless
+    ``keep_codes``), and what the card says about it: how many rows the official loader
+    selects, per code, and how many paper-split test images share a prompt with one of its
+    training images (reported either way)."""
+    entries = [paper_split.Entry(r.label, r.semantic, r.name, i)
+               for i, r in enumerate(refs) if r.name]
+    codes = paper_split.paper_codes(entries)
+    shared, n_test = paper_split.shared_prompt_count(
+        codes, {i: refs[i].prompt_id for i in codes})
+    if keep_codes:
+        refs = [replace(r, paper=codes.get(i)) for i, r in enumerate(refs)]
+    counts: dict[str, int] = defaultdict(int)
+    for c in codes.values():
+        counts[c] += 1
+    summary = {"selected": len(codes), "rows": len(refs), "codes": dict(sorted(counts.items())),
+               "test": n_test, "test_sharing_a_train_prompt": shared, "configs": keep_codes}
+    return refs, summary
 
 
 # ---------------------------------------------------------------------- pass 2: one group
@@ -183,10 +206,11 @@ def _write_parts(rows: list[dict], root: Path, path_of) -> list[ShardRecord]:
     return records
 
 
-def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
+def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str, int]
                  ) -> tuple[list[ShardRecord], list[shards.ImageStat]]:
     """Publish one (label, semantic): fold shards, degraded shards, and per-image stats."""
-    label, semantic, by_file, root = task
+    label, semantic, by_file, root, limit = task
+    fault_point("build.worker")  # kill tests (iab/faults.py): a worker at work
     root_path = Path(root)
     published: list[tuple[RowRef, dict]] = []
     stats: list[shards.ImageStat] = []
@@ -203,7 +227,7 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
             if iab.sha256_hex(data) != row["sha256"]:
                 raise iab.BenchmarkError(f"{where}: image bytes do not match the row's sha256 "
                                          "(corrupt or altered); regenerate or re-import it")
-            facts = shards.inspect_image(data, where)
+            facts = shards.inspect_image(data, where, limit=limit)
             if (facts.format, facts.width, facts.height) != (row["format"], row["width"],
                                                              row["height"]):
                 raise iab.BenchmarkError(
@@ -217,24 +241,35 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
                                           row.get("num_inference_steps"),
                                           row.get("guidance_scale"), row.get("source")))
     published.sort(key=lambda p: (p[0].prompt_id, p[0].image_index))
-
-    records: list[ShardRecord] = []
-    for fold in iab.FOLDS:
-        rows = [row for ref, row in published if ref.fold == fold]
-        if rows:
-            records += _write_parts(rows, root_path, lambda k, n, f=fold:
-                                    iab.data_shard_path(semantic, f, label, k, n))
-    test_rows = [row for ref, row in published if ref.fold == "test"]
-    degraded: dict[str, list[dict]] = defaultdict(list)
-    for row in test_rows:
-        for name, data in iab.degrade_all(row["image"]["bytes"]).items():
-            degraded[name].append({**row, "image": {"bytes": data, "path": None},
-                                   "format": iab.DEGRADATIONS[name].output_format,
-                                   "sha256": iab.sha256_hex(data)})
-    for name, rows in degraded.items():
-        records += _write_parts(rows, root_path, lambda k, n, d=name:
-                                iab.degraded_shard_path(d, semantic, label, k, n))
+    records = _publish(published, root_path, label, semantic)
     return records, stats
+
+
+def _publish(published: list[tuple[RowRef, dict]], root: Path, label: str, semantic: str
+             ) -> list[ShardRecord]:
+    """Fold shards, one set per (fold, paper-split code), and degraded shards of every row in
+    the standard test fold or in the paper's test split (the two degraded configs)."""
+    records: list[ShardRecord] = []
+    groups: dict[tuple[str, str | None], list[dict]] = defaultdict(list)
+    for ref, row in published:
+        groups[(ref.fold, ref.paper)].append(row)
+    for (fold, code), rows in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
+        records += _write_parts(rows, root, lambda k, n, f=fold, c=code:
+                                iab.data_shard_path(semantic, f, label, k, n, paper=c))
+    degraded: dict[tuple[str, str, str | None], list[dict]] = defaultdict(list)
+    for ref, row in published:
+        if ref.fold != "test" and (ref.paper or "").split("-")[0] != "test":
+            continue
+        for name, data in iab.degrade_all(row["image"]["bytes"]).items():
+            degraded[(name, ref.fold, ref.paper)].append(
+                {**row, "image": {"bytes": data, "path": None},
+                 "format": iab.DEGRADATIONS[name].output_format, "sha256": iab.sha256_hex(data)})
+    for (name, fold, code), rows in sorted(degraded.items(),
+                                           key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or "")):
+        records += _write_parts(rows, root, lambda k, n, d=name, f=fold, c=code:
+                                iab.degraded_shard_path(d, semantic, label, k, n, fold=f,
+                                                        paper=c))
+    return records
 
 
 # ------------------------------------------------------------------------ configs and output
@@ -248,7 +283,10 @@ def config_splits(shard_paths: list[str], rows_of: dict[str, int]
     for proto in iab.PROTOCOLS.values():
         splits = {s.name: iab.split_files(s, shard_paths) for s in proto.splits}
         empty = [name for name, files in splits.items() if not files]
-        if empty:
+        if proto.name.startswith("paper_exact") and all(not f for f in splits.values()):
+            skipped[proto.name] = ("built by `iab build --paper-split` only (the paper's own "
+                                   "split; see docs/PAPER.md)")
+        elif empty:
             skipped[proto.name] = f"no rows for split(s) {', '.join(empty)}"
         else:
             configs[proto.name] = splits
@@ -278,21 +316,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
                                  "replace it, or choose an empty folder")
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move a finished build into place; an earlier build's entries are swapped out first."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    for name in BUILD_ENTRIES:
-        if (out / name).exists():
-            os.replace(out / name, trash / name)
-    for entry in tmp.iterdir():
-        os.replace(entry, out / entry.name)
-    shutil.rmtree(trash)
-    tmp.rmdir()
-
-
 def fingerprint(refs: Iterable[RowRef]) -> str:
     """sha256 over every published row's identity and image hash, independent of raw files."""
     h = hashlib.sha256()
@@ -301,39 +324,51 @@ def fingerprint(refs: Iterable[RowRef]) -> str:
     return h.hexdigest()
 
 
-def _tasks(refs: list[RowRef], files: list[Path], root: Path) -> list[tuple]:
+def _tasks(refs: list[RowRef], files: list[Path], root: Path, limit: int) -> list[tuple]:
     groups: dict[tuple[str, str], dict[int, list[RowRef]]] = defaultdict(lambda: defaultdict(list))
     for r in refs:
         groups[(r.label, r.semantic)][r.file].append(r)
     # Largest groups first so that parallel workers finish together.
     ordered = sorted(groups.items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
-    return [(label, sem, [(str(files[f]), rs) for f, rs in sorted(by_file.items())], str(root))
-            for (label, sem), by_file in ordered]
+    return [(label, sem, [(str(files[f]), rs) for f, rs in sorted(by_file.items())], str(root),
+             limit) for (label, sem), by_file in ordered]
 
 
 def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False,
-          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True
-          ) -> BuildReport:
+          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True,
+          max_pixels: int | None = None, paper_split: bool = False) -> BuildReport:
     """Build the Hub repo folder ``out`` from raw shards (files or folders of .parquet).
+
+    ``paper_split=True`` adds the paper_exact configs (the official code's own split, whose
+    membership depends on every image of the build, so adding images moves rows between its
+    folders; off by default, keeping the guarantee that adding images moves no row).
 
     Nothing is written unless the whole build succeeds; ``out`` must be new, empty, or hold an
     earlier build (then ``overwrite=True`` replaces it). Building twice from the same raw rows
-    gives byte-identical files.
+    gives byte-identical files. A kill at any moment leaves ``out`` with the complete old or
+    new build, and the next build cleans up after it (``iab.install``). Images above
+    ``max_pixels`` (default ``shards.max_pixels()``) are refused before they are decoded.
     """
     out = Path(out)
     inputs = list(inputs)
+    limit = shards.max_pixels(max_pixels)
+    install.clean_stale(out, FOREIGN_OK)
     _check_out(out, overwrite)
     files = shards.find_raw_shards(inputs)
-    refs, duplicates = scan_raw(files, progress)
+    refs, duplicates = scan_raw(files, progress, limit)
+    refs, paper = assign_paper_split(refs, keep_codes=paper_split)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
+    tmp = install.staging_folder(out)
     try:
-        tasks = _tasks(refs, files, tmp)
+        tasks = _tasks(refs, files, tmp, limit)
         records: list[ShardRecord] = []
         stats: list[shards.ImageStat] = []
         bar = tqdm(total=len(refs), desc="build", unit="img", disable=not progress)
         if num_proc > 1:
-            with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn")) as pool:
+            # workers die with this process: a killed build leaves none running
+            with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn"),
+                                     initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 for task, (recs, st) in zip(tasks, pool.map(_build_group, tasks)):
                     records += recs
                     stats += st
@@ -356,20 +391,21 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         fp = fingerprint(refs)
         sizes = {r.path: r.bytes for r in records}
         (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp,
-                                                        repo_id))
+                                                        repo_id, paper))
         (tmp / "eval.yaml").write_text(card.render_eval_yaml(configs))
         manifest = {
             "benchmark": iab.BENCHMARK_NAME, "version": iab.BENCHMARK_VERSION,
             "fingerprint": fp, "rows": len(refs), "configs": counts, "skipped_configs": skipped,
+            "paper_split": paper,
             "shards": [asdict(r) for r in records],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         _write_checksums(tmp, {r.path: r.sha256 for r in records})
-        _install(tmp, out)
+        install.install(tmp, out, FOREIGN_OK)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp)
+    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp, paper)
 
 
 def _write_checksums(root: Path, known: dict[str, str]) -> None:

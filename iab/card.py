@@ -41,7 +41,9 @@ def _generalizations(path: str) -> list[str]:
 
 
 def data_file_patterns(files: list[str], all_files: set[str]) -> list[str]:
-    """Compact data_files for a split: the most general globs that match no file outside it."""
+    """Compact data_files for a split: the most general globs that match no file outside it
+    and no file an earlier glob matched (load_dataset reads a file twice if two globs match
+    it)."""
     members: dict[str, set[str]] = defaultdict(set)
     for f in all_files:
         for cand in _generalizations(f):
@@ -51,7 +53,7 @@ def data_file_patterns(files: list[str], all_files: set[str]) -> list[str]:
         if f in covered:
             continue
         for cand in _generalizations(f):
-            if members[cand] <= wanted:
+            if members[cand] <= wanted and not members[cand] & covered:
                 patterns.append(cand)
                 covered |= members[cand]
                 break
@@ -216,6 +218,24 @@ def _row_settings(stats: list["ImageStat"]) -> str:
     return "; ".join(parts)
 
 
+def paper_settings_text(g: iab.Generator) -> str:
+    """The paper profile in a few words (the card's Labels table)."""
+    p = g.paper
+    if p is None:
+        return "not in the paper's code"
+    bits = [f"`{p.model}`"]
+    if p.steps is not None:
+        bits.append(f"{p.steps} steps, guidance {p.guidance:g}")
+    if p.width is not None:
+        bits.append(f"{p.width} px")
+    if p.negative_prompt == iab.PAPER_NEGATIVE_PROMPT:
+        bits.append("SD negative prompt")
+    elif p.negative_prompt:
+        bits.append("negative prompt")
+    bits += [f"{k} {v}" for k, v in p.extra]
+    return ", ".join(bits)
+
+
 def _generators_table(present: set[str], stats: list["ImageStat"] | None = None) -> str:
     by_label: dict[str, list] = defaultdict(list)
     for st in stats or []:
@@ -226,7 +246,7 @@ def _generators_table(present: set[str], stats: list["ImageStat"] | None = None)
             return "yes" if name in present else "no"
         return _row_settings(by_label.get(name, []))
 
-    rows = [["0", "`real`", "real photographs", "-", "-", "-", here(iab.REAL)]]
+    rows = [["0", "`real`", "real photographs", "-", "-", "-", "-", here(iab.REAL)]]
     for g in iab.GENERATORS:
         if g.runs == "diffusers":
             how = (f"diffusers `{g.pipeline}` (`{g.hub_id}`), {g.steps} steps, "
@@ -237,9 +257,46 @@ def _generators_table(present: set[str], stats: list["ImageStat"] | None = None)
             c = g.watermark_crop
             how += f"; watermark cropped (right {c.right} px, bottom {c.bottom} px)"
         rows.append([str(g.label_id), f"`{g.name}`", g.display_name, g.organization, g.released,
-                     how, here(g.name)])
-    return _table(["id", "label", "model", "by", "released", "how images are made (registry)",
-                   "in this build (what its rows hold)"], rows)
+                     how, paper_settings_text(g), here(g.name)])
+    return _table(["id", "label", "model", "by", "released", "how images are made (model card)",
+                   "the paper's settings", "in this build (what its rows hold)"], rows)
+
+
+def paper_split_text(paper: dict | None) -> str:
+    """What the card says about the official loader's selection and the paper_exact configs."""
+    if not paper:
+        return "Not computed for this build."
+    n, selected = paper["rows"], paper["selected"]
+    if selected == n:
+        selection = (f"**Selection: paper.** Every one of the {n:,} images is one the official "
+                     "loader uses (`iab import --selection paper`, or images that pass its rule).")
+    else:
+        selection = (f"**Selection: all images.** {n:,} images, of which {selected:,} are in the "
+                     "official loader's subset (`.png` generator files with prompt index < 1000 "
+                     "and image index 0-1, Midjourney 0-3; the first 2,000 per generator and "
+                     "subclass in sorted name order; real: the first 2,000 `.png/.jpg/.jpeg`). "
+                     "`iab import --selection paper` keeps only those.")
+    if not selected:
+        return selection + " No paper_exact config: none of its images are here."
+    shared, test = paper["test_sharing_a_train_prompt"], paper["test"]
+    if not paper.get("configs", True):
+        return "\n\n".join([selection, (
+            f"The paper's own split of those images (`iab build --paper-split` adds it as the "
+            f"`paper_exact*` configs) would put {test:,} of them in its test split, **{shared:,} "
+            "of which share a prompt with one of its training images**. The standard split has "
+            "none by construction.")])
+    return "\n\n".join([
+        selection,
+        "The `paper_exact*` configs reproduce the paper's own split of those images exactly "
+        "(its dataloader.py: per label a shuffle seeded 42, 80/10/10 by truncation, the train "
+        "list cut to even length; the three semantic tasks 80/20 within the training subclass, "
+        "test = every other subclass). They depend on every image of the build, as in the "
+        "official code, and exist to compare with the paper's numbers; the prompt-grouped "
+        "folds above stay the benchmark's splits.",
+        f"Leakage: **{shared:,} of the {test:,} `paper_exact` test images share a prompt with a "
+        "`paper_exact` training image** (the same caption drawn by another generator, or the "
+        "real photograph it was captioned from). The standard split has none by construction.",
+    ])
 
 
 def _degradations_table() -> str:
@@ -273,7 +330,7 @@ def _demo_notice(stats: list["ImageStat"]) -> str:
 
 def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str, int]],
            skipped: dict[str, str], stats: list["ImageStat"], sizes: dict[str, int],
-           fingerprint: str, repo_id: str = iab.HUB_REPO_ID) -> str:
+           fingerprint: str, repo_id: str = iab.HUB_REPO_ID, paper: dict | None = None) -> str:
     """The full README.md of a built repo."""
     meta = card_metadata(configs, counts, sizes, len(stats), stats, repo_id)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
@@ -293,6 +350,7 @@ def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str,
         demo_notice=_demo_notice(stats),
         paper_url=f"https://arxiv.org/abs/{iab.PAPER_ARXIV}",
         degradations_table=_degradations_table(),
+        paper_split=paper_split_text(paper),
         load_examples=_load_examples(counts, repo_id),
         biases_table=_biases_table(stats),
         shortcut_table=_shortcut_table(stats),

@@ -12,26 +12,40 @@ from pathlib import Path
 
 import imageattributionbench as iab
 
+MAX_PIXELS_HELP = ("refuse images above N pixels before decoding them (default: "
+                   "IAB_MAX_PIXELS, else 50,000,000)")
+
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from iab.build import build
 
     report = build(args.raw, args.out, overwrite=args.overwrite, num_proc=args.num_proc,
-                   repo_id=args.repo_id, progress=not args.quiet)
+                   repo_id=args.repo_id, progress=not args.quiet, max_pixels=args.max_pixels,
+                   paper_split=args.paper_split)
     print(f"built {report.out}: {report.rows:,} rows in {len(report.shards)} shards, "
           f"{len(report.configs)} configs (fingerprint {report.fingerprint[:12]})")
     if report.duplicates_dropped:
         print(f"dropped {report.duplicates_dropped} duplicate rows (same generator, prompt, "
               "image index and bytes)")
+    paper_only = [n for n, why in report.skipped_configs.items() if "--paper-split" in why]
     for name, why in report.skipped_configs.items():
-        print(f"config {name} not built: {why}")
+        if name not in paper_only:
+            print(f"config {name} not built: {why}")
+    if paper_only:
+        print(f"{len(paper_only)} paper_exact configs not built (`--paper-split` adds them: "
+              "the paper's own split, see docs/PAPER.md)")
+    paper = report.paper_split
+    if paper.get("selected"):
+        print(f"the official loader selects {paper['selected']:,} of the {report.rows:,} rows; "
+              f"{paper['test_sharing_a_train_prompt']:,} of its {paper['test']:,} test images "
+              "share a prompt with one of its training images")
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from iab.verify import verify
 
-    problems, summary = verify(args.repo)
+    problems, summary = verify(args.repo, quick=args.quick, max_pixels=args.max_pixels)
     for p in problems:
         print(f"FAIL {p}")
     if problems:
@@ -65,14 +79,27 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from iab.importer import import_images
 
     report = import_images(args.src, args.out, generator=args.generator,
-                           semantic=args.semantic, crop=not args.no_crop)
-    print(f"imported {report.rows:,} images into {len(report.shards)} raw shards under "
-          f"{args.out}")
-    if report.skipped_done:
-        print(f"skipped {len(report.skipped_done)} unit(s) already imported")
+                           semantic=args.semantic, crop=not args.no_crop,
+                           selection=args.selection, revision=args.revision,
+                           keep_downloads=args.keep_downloads)
+    print(f"imported {report.rows:,} images ({report.form}, selection {report.selection}) into "
+          f"{len(report.shards)} raw shards under {args.out}")
+    if report.already_imported:
+        print(f"{report.already_imported:,} image(s) already imported (kept, not read again)")
+    if report.not_selected:
+        print(f"{report.not_selected:,} image(s) left out: not in the official loader's subset "
+              "(--selection paper)")
+    for (sem, kind), n in sorted(report.caption_sets.items()):
+        if kind == "legacy":
+            print(f"{n:,} {sem} image(s) linked to the legacy caption file "
+                  "(prompt_id '<semantic>/legacy:<row>' where not an official prompt)")
     if report.unlinked_prompts:
         print(f"{report.unlinked_prompts} image(s) not linked to an official prompt "
               "(prompt_id '<semantic>/src:<file name>')")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} file(s), kept the others:")
+        for item in report.skipped:
+            print(f"  {item}")
     if report.unmapped:
         print(f"could not map {len(report.unmapped)} item(s):")
         for item in report.unmapped:
@@ -123,14 +150,22 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--num-proc", type=int, default=1, help="worker processes (default 1)")
     b.add_argument("--repo-id", default=iab.HUB_REPO_ID,
                    help=f"Hub id used in the card's examples (default {iab.HUB_REPO_ID})")
+    b.add_argument("--paper-split", action="store_true",
+                   help="also the paper_exact configs: the official code's own split of the "
+                        "images its loader selects (membership depends on every image)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     b.set_defaults(func=_cmd_build)
 
     v = sub.add_parser("verify", help="check a built repo folder",
-                       description="Check checksums, row counts, schema, folders, fold "
-                                   "disjointness, degraded splits and the card's configs. "
-                                   "Exit status 1 when anything is wrong.")
+                       description="Check checksums, row counts, schema and value domains, "
+                                   "folders, fold disjointness, degraded splits and the card's "
+                                   "configs, and decode every image and compare its format and "
+                                   "size with its row. Exit status 1 when anything is wrong.")
     v.add_argument("repo", help="a folder built by `iab build` (or a clone of the Hub repo)")
+    v.add_argument("--quick", action="store_true",
+                   help="check hashes, not images: no image is decoded (much faster)")
+    v.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     v.set_defaults(func=_cmd_verify)
 
     i = sub.add_parser("info", help="labels, semantics and configs")
@@ -140,13 +175,23 @@ def parser() -> argparse.ArgumentParser:
 
     im = sub.add_parser("import", help="existing images -> raw shards",
                         description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
-                                    "...) or the paper's parquet release (data/<model>/"
-                                    "<main_category>/<sub_category>.parquet) into raw shards. "
-                                    "Lists what it cannot map; rerun to resume.")
-    im.add_argument("src", help="folder of images, or the root of a parquet release")
+                                    "...), the paper's parquet release (a folder holding "
+                                    "data/<model>/<main_category>/<sub_category>.parquet, or its "
+                                    "Hub repo id, e.g. multiitsuki/ImageAttributionBench), or a "
+                                    "folder of its Dataverse zips (<model>_<subclass>.zip, split "
+                                    "ones .z01 ... .zip read in place) into raw shards. Lists "
+                                    "what it cannot map or read; rerun to resume, image by image.")
+    im.add_argument("src", help="folder of images, release folder, zip folder, or Hub id")
     im.add_argument("--out", required=True, help="raw shard folder to write into")
     im.add_argument("--generator", help="label of every image (else from the first folder)")
     im.add_argument("--semantic", help="subclass of every image (else from folder names)")
+    im.add_argument("--selection", choices=("all", "paper"), default="all",
+                    help="all (default): every image; paper: only those the official loader "
+                         "uses (.png, prompt < 1000, image 0-1 or Midjourney 0-3, first 2,000 "
+                         "per folder; real: first 2,000 .png/.jpg/.jpeg)")
+    im.add_argument("--revision", help="Hub release: commit or branch (default: main)")
+    im.add_argument("--keep-downloads", action="store_true",
+                    help="Hub release: keep each downloaded file (default: delete once imported)")
     im.add_argument("--no-crop", action="store_true",
                     help="keep visible watermarks the registry says to crop (e.g. grok3)")
     im.set_defaults(func=_cmd_import)

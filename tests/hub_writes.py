@@ -120,14 +120,16 @@ class RecordingHub:
 
     # -- server -----------------------------------------------------------------------------
 
-    def start(self) -> "RecordingHub":
+    def start(self, port: int = 0) -> "RecordingHub":
+        """Serve on ``port`` (0: any free one; a test of a client that starts before its Hub
+        names the port it was given)."""
         self.olah.start()
         hub = self
 
         class Handler(_Handler):
             recording = hub
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -292,11 +294,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # quiet: tests read hub.writes, not logs
         pass
 
-    def _reply(self, status: int, payload: dict) -> None:
+    def _reply(self, status: int, payload: dict, headers: dict | None = None) -> None:
         body = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         if status >= 400:
             self.send_header("X-Error-Message", payload.get("error", ""))
         self.end_headers()
@@ -360,6 +364,18 @@ class _Handler(BaseHTTPRequestHandler):
                     REPO_TYPES[parts[1]], f"{parts[2]}/{parts[3]}", int(parts[5])))
             except Refused as e:
                 return self._reply(e.status, {"error": e.message})
+        if (len(parts) >= 6 and parts[0] == "api" and parts[1] in REPO_TYPES
+                and parts[4] == "revision"):
+            # olah answers 500 for a revision its git repo lacks; the Hub answers 404 with
+            # X-Error-Code RevisionNotFound (huggingface_hub's RevisionNotFoundError)
+            repo = hub.repo_path(REPO_TYPES[parts[1]], f"{parts[2]}/{parts[3]}")
+            rev = "/".join(parts[5:])
+            if (repo / "HEAD").exists():
+                try:
+                    git(repo, "rev-parse", "--verify", rev + "^{commit}")
+                except subprocess.CalledProcessError:
+                    return self._reply(404, {"error": f"Invalid rev id: {rev}"},
+                                       {"X-Error-Code": "RevisionNotFound"})
         self._proxy()
 
     def do_HEAD(self):

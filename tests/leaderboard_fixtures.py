@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import imageattributionbench as iab
+from harness.report import results_repo_path
 
 LABELS = ["real", "SD1_5", "FLUX"]
 ROW_SIZES = (34, 33, 33)  # 100 images per split: accuracies are exact hundredths
@@ -96,18 +97,21 @@ def write_json(root: Path, rel: str, obj) -> Path:
     return path
 
 
+def write_entry(root: Path, results: dict) -> Path:
+    """A results file where the results repo keeps it: ``<org>/<model>/results_<time>.json``."""
+    return write_json(root, results_repo_path(results), results)
+
+
 def write_results_folder(root: Path) -> Path:
     """The fixture folder, laid out like the results repo."""
-    for i, (model_id, (method, standard, extra)) in enumerate(MODELS.items()):
-        rel = f"{model_id.split('/')[0]}/m{i}/results_2026-11-27T23-59-00Z.json"
-        write_json(root, rel, make_results(model_id, method, standard, extra))
-    # An older, worse run of acme/vit-small: the newer file must win.
-    write_json(root, "acme/vit-small/results_2026-01-01T00-00-00Z.json",
-               make_results("acme/vit-small", standard=50, created_at="2026-01-01T00:00:00Z"))
+    for model_id, (method, standard, extra) in MODELS.items():
+        write_entry(root, make_results(model_id, method, standard, extra))
+    # An older, worse run of acme/vit-small in its folder: the newer file must win.
+    write_entry(root, make_results("acme/vit-small", standard=50,
+                                   created_at="2026-01-01T00:00:00Z"))
     write_json(root, "broken/json/results_2026-11-27T23-59-00Z.json", "{not json")
     bad = make_results("broken/range")
     bad["protocols"]["standard"]["splits"]["test"]["accuracy"] = 1.5
     write_json(root, "broken/range/results_2026-11-27T23-59-00Z.json", bad)
-    write_json(root, "delta/old-rev/results_2026-11-27T23-59-00Z.json",
-               make_results("delta/old-rev", standard=99, revision="0ld"))
+    write_entry(root, make_results("delta/old-rev", standard=99, revision="0ld"))
     return root

@@ -72,3 +72,13 @@ def test_a_stale_parent_commit_is_refused(hub):
 def test_no_token_is_refused(hub):
     with pytest.raises(HfHubHTTPError, match="401"):
         HfApi(endpoint=hub.endpoint, token=False).create_repo("alice/nope")
+
+
+def test_an_unknown_revision_is_revision_not_found(hub):
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    hub.put_files("dataset", "ImageAttributionBench/revs", {"a.json": b"{}"})
+    api = _api(hub, "tok-alice")
+    assert api.dataset_info("ImageAttributionBench/revs", revision="main").sha
+    with pytest.raises(RevisionNotFoundError):  # as the Hub answers, not olah's 500
+        api.dataset_info("ImageAttributionBench/revs", revision="0" * 40)

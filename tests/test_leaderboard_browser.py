@@ -1,167 +1,117 @@
-"""The leaderboard page in a real headless Chromium: the app runs on a free localhost port in a
-subprocess (``python -m leaderboard.app``) over the fixture results folder, driven by selenium.
-
-Needs Debian's chromium and chromium-driver and the pip packages gradio and selenium; skipped
-with the reason when one is missing.
-"""
+"""The leaderboard page in a real headless Chromium over the fixture results folder: ranks,
+one decimal, sorting and filters, interactive charts, model details, Rejected and About; a
+hostile file added and reloaded lands under Rejected while the table stays; markup in a model
+name stays text. (The queue end to end, tampering and the offline start are in
+test_leaderboard_queue_browser.py.)"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from leaderboard_fixtures import EVIL, ORDER, REVISION, write_results_folder
+from browser import app, choose, chromium, column, require_browser, tab, text, wait
+from leaderboard_fixtures import EVIL, ORDER, REVISION, make_results, write_json, \
+    write_results_folder
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-if not (CHROMIUM and CHROMEDRIVER):
-    pytest.skip("Chromium and ChromeDriver are not installed (apt-get install chromium "
-                "chromium-driver)", allow_module_level=True)
-pytest.importorskip("gradio", reason="gradio is not installed (pip install gradio)")
-webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-from selenium.common.exceptions import TimeoutException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 120  # importing gradio alone takes ~15 s on a 2-core machine
-WAIT_S = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+require_browser()
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def page(tmp_path_factory):
     root = write_results_folder(tmp_path_factory.mktemp("lb") / "results")
-    port = _free_port()
-    log = open(root.parent / "app.log", "w+")
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "leaderboard.app", "--results-dir", str(root),
-         "--dataset-revision", REVISION, "--port", str(port)],
-        cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + START_TIMEOUT_S
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"the leaderboard did not start:\n{log.read()[-3000:]}")
-            time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with app(["--results-dir", str(root), "--dataset-revision", REVISION, "--refresh", "3600"],
+             env, root.parent / "app.log") as url, \
+            chromium(tmp_path_factory.mktemp("chromium-profile")) as d:
+        d.get(url)
+        yield d, root
 
 
-@pytest.fixture(scope="module")
-def driver(tmp_path_factory):
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    d = webdriver.Chrome(service=webdriver.ChromeService(CHROMEDRIVER), options=opts)
-    # Any alert() the page runs (an injected onerror, say) is recorded instead of shown.
-    d.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {
-        "source": "window.__alerts = []; window.alert = (m) => window.__alerts.push(String(m));"})
-    yield d
-    d.quit()
+def _models(d):
+    return column(d, "main-table", 1)
 
 
-def _models(d) -> list[str]:
-    # One script call reads all cells at once: the table re-renders while we poll it.
-    return d.execute_script(
-        "return [...document.querySelectorAll(\"#main-table .virtual-row [data-col='0']\")]"
-        ".map(c => c.innerText.trim())")
+def _wait_models(d, expected):
+    wait(d, lambda d: _models(d) == expected, lambda: f"rows {_models(d)}, expected {expected}")
 
 
-def _wait_models(d, expected: list[str]) -> None:
-    try:
-        WebDriverWait(d, WAIT_S).until(lambda d: _models(d) == expected)
-    except TimeoutException:
-        pytest.fail(f"table rows {_models(d)}, expected {expected}")
-
-
-def _choose(d, dropdown_id: str, option: str) -> None:
-    d.find_element(By.CSS_SELECTOR, f"#{dropdown_id} input").click()
-    WebDriverWait(d, WAIT_S).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, f"#{dropdown_id} li[aria-label='{option}']"))
-    d.find_element(By.CSS_SELECTOR, f"#{dropdown_id} li[aria-label='{option}']").click()
-
-
-def _tab(d, name: str) -> None:
-    buttons = [b for b in d.find_elements(By.CSS_SELECTOR, "button[role='tab']")
-               if b.text.strip() == name]
-    assert buttons, f"no tab {name!r}"
-    buttons[0].click()
-
-
-def test_leaderboard_page(server, driver, tmp_path):
-    d = driver
-    d.get(server)
+def test_leaderboard_page(page, tmp_path):
+    d, _ = page
     _wait_models(d, ORDER)  # ordered by standard accuracy, the evil name as literal text
+    assert column(d, "main-table", 0) == ["1", "2", "3"]
+    assert column(d, "main-table", 8) == ["90.0", "80.0", "75.0"]  # one decimal, always
     d.save_screenshot(str(tmp_path / "leaderboard.png"))
+    assert "Open-set AUROC: blank for 2 of 3 entries" in text(d, "table-notes")
+    assert "delta/old-rev" in text(d, "unranked-table")  # another revision: shown, unranked
 
-    _choose(d, "sort-by", "Model id")
+    choose(d, "sort-by", "Model id")
     _wait_models(d, sorted(ORDER))
-    _choose(d, "sort-by", "Standard accuracy")
+    choose(d, "sort-by", "Standard accuracy")
+    _wait_models(d, ORDER)
+    choose(d, "filter-protocol", "degraded")
+    _wait_models(d, ["acme/vit-small", "beta/clip-probe"])
+    choose(d, "filter-protocol", "all")
     _wait_models(d, ORDER)
 
-    _choose(d, "filter-protocol", "degraded")
-    _wait_models(d, ["acme/vit-small", "beta/clip-probe"])
-    _choose(d, "filter-protocol", "all")
-    _wait_models(d, ORDER)
+    from selenium.webdriver.common.by import By
+
     d.find_element(By.XPATH, "//*[@id='filter-method']//label[contains(., 'finetune')]").click()
     _wait_models(d, ORDER[1:])
 
-    for tab, plot in (("Robustness", "robustness-plot"), ("Semantic generalization",
-                                                          "semantic-plot")):
-        _tab(d, tab)
-        WebDriverWait(d, WAIT_S).until(lambda d, plot=plot: d.find_elements(
-            By.CSS_SELECTOR, f"#{plot} img, #{plot} canvas, #{plot} svg"))
+    for name, plot in (("Robustness", "robustness-plot"),
+                       ("Semantic generalization", "semantic-plot")):
+        tab(d, name)
+        wait(d, lambda d, plot=plot: d.find_elements(By.CSS_SELECTOR, f"#{plot} .js-plotly-plot"),
+             f"no interactive plot in #{plot}")
         d.save_screenshot(str(tmp_path / f"{plot}.png"))
+    # hovering a point shows the model, the value and n
+    tab(d, "Robustness")
+    point = d.find_element(By.CSS_SELECTOR, "#robustness-plot .scatterlayer .point")
+    from selenium.webdriver import ActionChains
 
-    _tab(d, "Model details")
-    WebDriverWait(d, WAIT_S).until(lambda d: d.find_elements(
-        By.CSS_SELECTOR, "#detail-confusion img, #detail-confusion canvas"))
-    _choose(d, "detail-model", f"gamma/{EVIL}")
-    WebDriverWait(d, WAIT_S).until(
-        lambda d: f"gamma/{EVIL}" in d.find_element(By.ID, "detail-info").text)
+    ActionChains(d).move_to_element(point).perform()
+    hover = "return document.querySelector('#robustness-plot .hoverlayer').textContent"
+    wait(d, lambda d: "n = 100" in d.execute_script(hover),
+         lambda: f"no hover label: {d.execute_script(hover)!r}")
+    assert "%" in d.execute_script(hover)  # the value, beside the model's name
+
+    tab(d, "Model details")
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#detail-confusion .js-plotly-plot"),
+         "no confusion matrix")
+    choose(d, "detail-model", f"gamma/{EVIL}")
+    wait(d, lambda d: f"gamma/{EVIL}" in text(d, "detail-info"), "details did not change")
+    # the per-generator view: which labels the model confuses, as a chart and a table
+    wait(d, lambda d: d.find_elements(By.CSS_SELECTOR,
+                                      "#detail-generator-plot .js-plotly-plot"),
+         "no per-generator chart")
+    assert "most confused with" in text(d, "detail-confused")
     d.save_screenshot(str(tmp_path / "details.png"))
 
-    _tab(d, "Rejected")
-    WebDriverWait(d, WAIT_S).until(
-        lambda d: "is outside [0, 1]" in d.find_element(By.ID, "rejected-table").text)
-    assert "'0ld' is not 'abc123'" in d.find_element(By.ID, "rejected-table").text
-
-    _tab(d, "About")
-    assert "--results-repo ImageAttributionBench/ImageAttributionBench-results" in \
-        d.find_element(By.ID, "about").text
+    tab(d, "Rejected")
+    wait(d, lambda d: "is outside [0, 1]" in text(d, "rejected-table"), "no rejected file")
+    tab(d, "About")
+    assert "ImageAttributionBench/ImageAttributionBench at revision abc123" in text(d, "about")
 
     # The malicious name stayed text: no element came from it and no script ran.
     assert d.find_elements(By.CSS_SELECTOR, "img[src='x'], img[onerror]") == []
     assert d.execute_script("return window.__alerts") == []
+
+
+def test_hostile_files_on_reload_are_rejected_and_the_table_stays(page):
+    d, root = page
+    write_json(root, "deep/nest/results_2026-11-27T23-59-00Z.json",
+               "[" * 100_000 + "]" * 100_000)
+    write_json(root, "tex/name/results_2026-11-27T23-59-00Z.json",
+               make_results("org/v2$_$", method="score", standard=70))
+    write_json(root, "org/huge/results_2026-11-27T23-59-00Z.json",
+               make_results("org/" + "x" * 1_000_000, standard=99))
+    tab(d, "Leaderboard")
+    from selenium.webdriver.common.by import By
+
+    d.find_element(By.ID, "reload").click()
+    wait(d, lambda d: "org/v2$_$" in _models(d), lambda: f"rows {_models(d)}")
+    assert not d.find_elements(By.CSS_SELECTOR, ".toast-body.error, .error-message")
+    tab(d, "Rejected")
+    wait(d, lambda d: "nested deeper than the parser allows" in text(d, "rejected-table"),
+         lambda: text(d, "rejected-table")[:500])
+    assert "a string longer than 4096 characters" in text(d, "rejected-table")

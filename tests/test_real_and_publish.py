@@ -44,7 +44,7 @@ def test_real_images_from_a_local_folder(tmp_path):
         "photos:holiday.png"
     assert any("broken.png" in u and "undecodable" in u for u in report.unmapped)
     again = import_real(str(src), "cat", tmp_path / "raw")
-    assert again.rows == 0 and again.skipped_done
+    assert again.rows == 0 and again.already_imported == report.rows
 
 
 def test_real_images_from_a_datasets_repo_folder(tmp_path):

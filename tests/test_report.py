@@ -239,7 +239,7 @@ def sample_rows(n: int = 4) -> list[dict]:
     return [{"split": "test", "sha256": f"{i:064x}", "generator": LABELS[i % 3],
              "semantic": "cat", "label": iab.label_id(LABELS[i % 3]),
              "prediction": LABELS[(i + 1) % 3], "probabilities": [0.2, 0.7, 0.1]}
-            | ({"score": 0.25} if i == 0 else {})
+            | ({"score": 0.25} if i == 0 else {"prompt_id": f"cat/{i}", "image_index": i})
             for i in range(n)]
 
 
@@ -282,9 +282,12 @@ def test_pngs_open_and_have_sensible_sizes(report):
 def test_samples_parquet(report, tmp_path):
     _, paths = report
     table = pq.read_table(paths["samples/standard"])
-    assert table.column_names == ["protocol", "split", "sha256", "generator", "semantic",
-                                  "label", "prediction", "score", "probabilities"]
+    assert table.column_names == ["protocol", "split", "sha256", "generator", "prompt_id",
+                                  "image_index", "semantic", "label", "prediction", "score",
+                                  "probabilities"]
     rows = table.to_pylist()
+    assert (rows[1]["prompt_id"], rows[1]["image_index"]) == ("cat/1", 1)  # the row identity
+    assert (rows[0]["prompt_id"], rows[0]["image_index"]) == (None, None)  # not given: null
     assert [r["protocol"] for r in rows] == ["standard"] * 4
     assert [r["label"] for r in rows] == ["real", "SD1_5", "FLUX", "real"]  # ids -> names
     assert rows[0]["score"] == pytest.approx(0.25)  # given

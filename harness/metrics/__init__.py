@@ -1,7 +1,8 @@
 """The benchmark's metric, and the summaries that compare splits and degradations.
 
 `load_metric()` loads the `evaluate` module in `attribution_metrics/` from this folder (offline);
-`degradation_drop` and `seen_unseen_gap` are pure functions over accuracies given as fractions.
+`score_split` runs it on one split as the harness and the leaderboard both do; `degradation_drop`
+and `seen_unseen_gap` are pure functions over accuracies given as fractions.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ def load_metric():
     import evaluate  # deferred: only the harness needs evaluate, not importers of the helpers
 
     return evaluate.load(str(METRIC_PATH))
+
+
+def score_split(metric, predictions, references, scores, semantics,
+                known_labels=None) -> dict:
+    """The metric module's numbers for one split, computed the way the harness records them and
+    the leaderboard recomputes them: ids and score columns follow the benchmark's labels."""
+    import imageattributionbench as iab
+
+    return metric.compute(predictions=predictions, references=references, scores=scores,
+                          semantics=semantics, labels=list(iab.LABELS),
+                          known_labels=known_labels)
 
 
 def _fraction(name: str, value: float) -> float:

@@ -1,0 +1,162 @@
+"""The benchmark's own labels at a dataset revision: what a submission is checked against.
+
+``ReferenceLabels.split(ref, config, split)`` gives every row of one split by its identity
+(generator, prompt_id, image_index), with its label, semantic and sha256, read with the real
+``load_dataset`` at that revision, streaming and with only those columns: the images are never
+downloaded, so a Space checks a benchmark of any size. A split at a Hub commit sha never
+changes, so it is kept on disk after the first read; a local build is read again whenever its
+manifest fingerprint changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageattributionbench as iab
+
+IDENTITY = ("generator", "prompt_id", "image_index")
+COLUMNS = (*IDENTITY, "label", "semantic", "sha256")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """The dataset a results file was scored on: a Hub repo at a revision, or a local build."""
+
+    repo: str
+    revision: str | None
+    local: bool  # a folder built by `iab build`, not a Hub repo
+
+    def describe(self) -> str:
+        if self.local:
+            return f"local build {self.repo}"
+        return f"{self.repo} at {self.revision or 'an unrecorded revision'}"
+
+
+def dataset_ref(results: dict) -> DatasetRef:
+    """Where a results file says its numbers come from."""
+    ds = results["dataset"]
+    repo, revision = ds["repo"], ds.get("revision")
+    local = bool(ds.get("local")) or not _looks_like_hub_id(repo) or Path(repo).is_dir()
+    return DatasetRef(repo, revision, local)
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(re.match(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", name))
+
+
+class LabelsUnavailable(Exception):
+    """The labels could not be read now (network, missing folder): the check is retried later,
+    never counted against the submission."""
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("IAB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME",
+                                                               Path.home() / ".cache"))
+    return Path(base) / "imageattributionbench" / "labels"
+
+
+class ReferenceLabels:
+    """Rows of the benchmark's splits by identity, cached in memory and (Hub commits) on disk."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        self._memory: dict[tuple, dict[str, list]] = {}
+        self._lock = threading.Lock()
+
+    def why_not(self, ref: DatasetRef) -> str:
+        """'' when this dataset's labels can be looked up, else why they cannot."""
+        if ref.local:
+            if not (Path(ref.repo) / "manifest.json").is_file():
+                return (f"it was scored on a local build ({ref.repo}) that this board cannot "
+                        "read, so its labels are unknown here")
+            return ""
+        if not ref.revision:
+            return ("its dataset revision is not recorded, so the labels it was scored "
+                    "against are unknown")
+        return ""
+
+    def split(self, ref: DatasetRef, config: str, split: str) -> dict[str, list]:
+        """Columns ``COLUMNS`` of one split (labels as names); raises LabelsUnavailable."""
+        key = (ref.repo, self._version(ref), config, split)
+        with self._lock:
+            if key in self._memory:
+                return self._memory[key]
+        disk = self._disk_path(ref, config, split)
+        if disk is not None and disk.is_file():
+            cols = json.loads(disk.read_text())
+        else:
+            cols = self._load(ref, config, split)
+            if disk is not None:
+                from harness.results_io import atomic_write_bytes
+
+                atomic_write_bytes(disk, json.dumps(cols).encode())
+        with self._lock:
+            self._memory[key] = cols
+        return cols
+
+    def _version(self, ref: DatasetRef) -> str | None:
+        if not ref.local:
+            return ref.revision
+        try:  # a rebuilt folder is another dataset: its fingerprint says so
+            return json.loads((Path(ref.repo) / "manifest.json").read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError) as e:
+            raise LabelsUnavailable(f"{ref.repo}/manifest.json: {e}") from e
+
+    def _disk_path(self, ref: DatasetRef, config: str, split: str) -> Path | None:
+        if ref.local or not ref.revision or not _SHA_RE.match(ref.revision):
+            return None  # a branch name moves: read it again each time
+        return self.cache_dir / ref.repo.replace("/", "--") / ref.revision / config / \
+            f"{split}.json"
+
+    @staticmethod
+    def _load(ref: DatasetRef, config: str, split: str) -> dict[str, list]:
+        from datasets import load_dataset
+
+        if not ref.local:  # first ask the Hub whether that revision exists at all: datasets
+            _hub_has(ref)  # falls back to its cache and words "unreachable" like "missing"
+        try:
+            ds = load_dataset(ref.repo, config, split=split, revision=ref.revision,
+                              streaming=True, columns=list(COLUMNS))
+            cols: dict[str, list] = {c: [] for c in COLUMNS}
+            for row in ds:
+                for c in COLUMNS:
+                    cols[c].append(row[c])
+        except (ValueError, KeyError) as e:  # no such config/split at that revision
+            raise iab.BenchmarkError(f"{ref.describe()} has no split {config}/{split}: {e}") \
+                from e
+        except Exception as e:  # network, Hub or file errors: try again on the next refresh
+            if _answered_not_found(e):  # the Hub answered: no such repo or revision
+                raise iab.BenchmarkError(f"{ref.describe()} cannot be read: {e}") from e
+            raise LabelsUnavailable(f"could not read {config}/{split} of {ref.describe()}: "
+                                    f"{type(e).__name__}: {e}") from e
+        cols["label"] = [iab.LABELS[v] if isinstance(v, int) else v for v in cols["label"]]
+        return cols
+
+
+def _hub_has(ref: DatasetRef) -> None:
+    """Return if the Hub has ``ref``; BenchmarkError if it answers that it does not,
+    LabelsUnavailable if it does not answer."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().dataset_info(ref.repo, revision=ref.revision)
+    except Exception as e:
+        if _answered_not_found(e):
+            raise iab.BenchmarkError(f"{ref.describe()} cannot be read: the Hub has no such "
+                                     "dataset revision") from e
+        raise LabelsUnavailable(f"could not reach the Hub for {ref.describe()}: "
+                                f"{type(e).__name__}: {e}") from e
+
+
+def _answered_not_found(e: Exception) -> bool:
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    return isinstance(e, (DatasetNotFoundError, RepositoryNotFoundError, RevisionNotFoundError))
+
