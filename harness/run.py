@@ -107,12 +107,18 @@ def _run_config(args: argparse.Namespace, requested: str, out_dir: Path) -> dict
 
 
 def main(args: argparse.Namespace) -> int:
+    from harness.dataset_source import portable_path, resolve_dataset
+
+    out_dir = Path(args.output_dir)
+    # first, before torch loads: a mistyped folder or an unreachable Hub fails in a second
+    source = [resolve_dataset(args.dataset, args.revision, out_dir=out_dir,
+                              hub_dataset=args.hub_dataset,
+                              hub_revision=args.hub_dataset_revision)]
     import torch
     from accelerate.logging import get_logger
     from accelerate.utils import broadcast_object_list, set_seed
 
     from harness import data, models
-    from harness.dataset_source import portable_path, resolve_dataset
     from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
     from harness.publish import card_info, check_push, push
@@ -120,14 +126,10 @@ def main(args: argparse.Namespace) -> int:
     from harness.train import SELECTION_RULE, TrainConfig, fit
 
     _setup_logging()
-    out_dir = Path(args.output_dir)
     accelerator = _accelerator(args, out_dir)
     log = get_logger(__name__)
     fault_point(f"harness.run.{args.preset or 'main'}")  # kill tests (iab/faults.py)
     set_seed(args.seed)
-    source = [resolve_dataset(args.dataset, args.revision, out_dir=out_dir,
-                              hub_dataset=args.hub_dataset,
-                              hub_revision=args.hub_dataset_revision)]
     if accelerator.num_processes > 1:  # every process reads the sha the main one resolved
         broadcast_object_list(source)
     source = source[0]

@@ -92,8 +92,10 @@ def test_a_trained_model_pushes_only_the_allow_list(hub, pushed):
     # and on disk there was more: none of it went
     assert (out / "checkpoints").is_dir() and (out / ".env").exists()
     results_commit = hub.writes[start]
-    assert list(results_commit.files) == [f"community/{Path(results['model']['id']).name}/"
-                                          f"results_{iso}.json"]
+    folder = f"community/{Path(results['model']['id']).name}"
+    assert set(results_commit.files) == {  # the samples beside it: the board verifies from them
+        f"{folder}/results_{iso}.json", f"{folder}/samples_standard_{iso}.parquet",
+        f"{folder}/samples_degraded_{iso}.parquet"}
 
 
 def test_the_pushed_card_and_entries_name_the_resolved_revision(hub, pushed):
@@ -147,8 +149,8 @@ def test_scoring_someone_elses_model_opens_pull_requests(hub, pushed, tmp_path):
                      ("pull_request", "model", "alice/tiny-iab", "bob", True),
                      ("commit", "model", "alice/tiny-iab", "bob", True)]
     results_pr, model_pr = hub.writes[start + 1], hub.writes[start + 3]
-    (path,) = results_pr.files
-    assert path.startswith("alice/tiny-iab/results_")
+    (path,) = [p for p in results_pr.files if "/results_" in p]
+    assert path.startswith("alice/tiny-iab/results_") and len(results_pr.files) == 3
     assert list(model_pr.files) == [".eval_results/imageattributionbench.yaml"]
     assert hub.head("model", "alice/tiny-iab") == main_before  # main untouched
     entries = parse_eval_result_entries(yaml.safe_load(
