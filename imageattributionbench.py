@@ -1005,6 +1005,32 @@ PAPER_EXACT_TASKS: tuple[str, ...] = tuple(
     if p.paper_task and p.extra.get("paper_exact"))
 
 
+@dataclass(frozen=True)
+class HubTask:
+    """One task of the dataset repo's eval.yaml: a leaderboard on the Hub for one number, read
+    from one config and one split (the spec takes one of each). The means and the worst of
+    LEADERBOARD_TASKS span several splits or configs, so they live in model cards and the
+    Gradio leaderboard instead."""
+
+    id: str
+    config: str
+    split: str
+    metric: str  # the split's metric: "accuracy" or "auroc_unknown" (fractions in results)
+    name: str
+
+
+HUB_TASKS: tuple[HubTask, ...] = (
+    HubTask("standard_accuracy", "standard", "test", "accuracy", "Standard accuracy"),
+    *(HubTask(f"degraded_{d}_accuracy", "degraded", d, "accuracy",
+              f"Degraded accuracy ({d})") for d in DEGRADATIONS),
+    *(HubTask(f"{p}_accuracy", p, "test", "accuracy",
+              f"Unseen-subclass accuracy, trained on {PROTOCOLS[p].train_semantic}")
+      for p in PAPER_SEMANTIC_TASKS),
+    HubTask("open_set_auroc", "open_set", "test", "auroc_unknown",
+            "Open-set AUROC (rejecting unknown generators)"),
+)
+
+
 def load(config: str = DEFAULT_CONFIG, split: str | None = None, repo: str = HUB_REPO_ID,
          revision: str | None = None, **kwargs):
     """``datasets.load_dataset`` for a benchmark config, checking the names first.

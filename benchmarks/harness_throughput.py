@@ -140,8 +140,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     data = ap.add_argument_group("data")
     data.add_argument("--images", type=int, default=400, help="images in the benchmark (M)")
     data.add_argument("--size", type=int, default=512, help="square image side in pixels")
-    data.add_argument("--policy", default="native_crop", choices=("native_crop", "processor",
-                                                                 "paper_resnet"))
+    data.add_argument("--policy", default="native_crop", choices=("native_crop", "paper_resnet"),
+                      help="input policy (processor needs a model's own image processor)")
     data.add_argument("--side", type=int, default=224, help="crop side the model takes")
     run = ap.add_argument_group("run")
     run.add_argument("--workers", default="1,2", help="comma-separated decode worker counts")

@@ -31,8 +31,8 @@ POLICIES = ("native_crop", "processor", "paper_resnet", "paper_center", "patchcr
 DEFAULT_POLICY = {"finetune": "native_crop", "linear_probe": "processor", "score": "processor"}
 POLICY_TEXT = {
     "native_crop": "center crop at native resolution (no resizing: keeps high-frequency "
-                   "traces); images smaller than the crop are zero-padded",
-    "processor": "the model's image processor geometry (resize to its input size)",
+                   "traces); images smaller than the crop are zero-padded around the centre",
+    "processor": "the model's own image processor (AutoImageProcessor: its resize and crop)",
     "paper_resnet": "the paper's ResNet-50 setting: shorter side resized to 256, center crop "
                     "224 (torchvision's geometry)",
     "paper_center": "the paper's loaders' Resize(256) + CenterCrop(256) (torchvision's "
@@ -59,8 +59,19 @@ class Geometry:
     std: tuple[float, float, float]
 
 
+def _processor_output(processor, image) -> np.ndarray:
+    """uint8 (H, W, 3): the processor's resize and crop, before rescaling and normalising."""
+    out = processor(images=image, do_rescale=False, do_normalize=False, return_tensors="np")
+    chw = np.asarray(out["pixel_values"][0])
+    return np.ascontiguousarray(chw.transpose(1, 2, 0)).round().clip(0, 255).astype(np.uint8)
+
+
 def geometry(processor, policy: str) -> Geometry:
-    """Input size and normalisation from the model's own image processor."""
+    """Input size and normalisation from the model's own image processor.
+
+    Under ``processor`` the size is what the processor itself outputs (it must be square);
+    otherwise the processor's crop (or input) size, 224 for ``paper_resnet``.
+    """
     size = getattr(processor, "crop_size", None) or getattr(processor, "size", None) or {}
     get = (lambda k: getattr(size, k, None)) if not isinstance(size, dict) else size.get
     side = get("height") or get("shortest_edge") or 224
@@ -68,23 +79,51 @@ def geometry(processor, policy: str) -> Geometry:
         side = 224
     elif policy in VIEW_SIDES:
         side = VIEW_SIDES[policy]  # packed views: harness/official_inputs.py
+    elif policy == "processor":
+        from PIL import Image
+
+        h, w = _processor_output(processor, Image.new("RGB", (301, 199))).shape[:2]
+        if h != w:
+            raise iab.BenchmarkError(
+                f"the model's image processor gives {w}x{h} inputs for a 301x199 image; the "
+                "harness needs square inputs: use --preprocess native_crop or paper_resnet")
+        side = h
     mean = tuple(getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5))
     std = tuple(getattr(processor, "image_std", None) or (0.5, 0.5, 0.5))
     return Geometry(int(side), mean, std)
 
 
+def processor_key(processor, policy: str) -> str:
+    """What of the processor decides the cached crops (its whole config under ``processor``)."""
+    if policy != "processor":
+        return policy
+    return hashlib.sha256(processor.to_json_string().encode()).hexdigest()[:16]
+
+
+def _crop_axis(arr: np.ndarray, side: int, axis: int) -> np.ndarray:
+    """Center crop along one axis as transformers' center_crop does: a larger image is cut at
+    (n - side) // 2; a smaller one is placed at ceil((side - n) / 2) in zeros."""
+    n = arr.shape[axis]
+    if n >= side:
+        start = (n - side) // 2
+        return arr.take(range(start, start + side), axis=axis)
+    shape = list(arr.shape)
+    shape[axis] = side
+    out = np.zeros(shape, arr.dtype)
+    start = -(-(side - n) // 2)
+    index = [slice(None)] * arr.ndim
+    index[axis] = slice(start, start + n)
+    out[tuple(index)] = arr
+    return out
+
+
 def _center_crop(arr: np.ndarray, side: int) -> np.ndarray:
-    h, w = arr.shape[:2]
-    if h < side or w < side:
-        padded = np.zeros((max(h, side), max(w, side), 3), np.uint8)
-        padded[:h, :w] = arr
-        arr, h, w = padded, padded.shape[0], padded.shape[1]
-    top, left = (h - side) // 2, (w - side) // 2
-    return arr[top:top + side, left:left + side]
+    return np.ascontiguousarray(_crop_axis(_crop_axis(arr, side, 0), side, 1))
 
 
-def crop(data: bytes, policy: str, side: int) -> np.ndarray:
-    """uint8 (side, side, 3) of encoded image bytes under a preprocessing policy."""
+def crop(data: bytes, policy: str, side: int, processor=None) -> np.ndarray:
+    """uint8 (side, side, 3) of encoded image bytes under a preprocessing policy
+    (``processor`` needs the model's image processor)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -95,8 +134,14 @@ def crop(data: bytes, policy: str, side: int) -> np.ndarray:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise CorruptImage(str(e)) from e
     if policy == "processor":
-        img = img.resize((side, side), Image.Resampling.BILINEAR)
-    elif policy in ("paper_resnet", "paper_center"):
+        if processor is None:
+            raise ValueError("the processor policy needs the model's image processor")
+        out = _processor_output(processor, img)
+        if out.shape[:2] != (side, side):
+            raise iab.BenchmarkError(f"the image processor gave {out.shape[1]}x{out.shape[0]}, "
+                                     f"not the {side}x{side} it gives other images")
+        return out
+    if policy in ("paper_resnet", "paper_center"):
         # torchvision's Resize(256) + CenterCrop, as the paper's loaders (its truncation and
         # rounding: 640 x 427 -> 383 x 256, not 384 x 256)
         crop_side = side if policy == "paper_resnet" else 256
@@ -104,9 +149,33 @@ def crop(data: bytes, policy: str, side: int) -> np.ndarray:
         if img.size != (side, side):  # DNA-Det's resize to 512 (PIL's default, bicubic)
             img = img.resize((side, side), Image.Resampling.BICUBIC)
         return np.asarray(img)
-    elif policy in VIEW_SIDES:
+    if policy in VIEW_SIDES:
         return official_views(img, policy)
     return _center_crop(np.asarray(img), side)
+
+
+def saved_processor(policy: str, processor, geo: Geometry):
+    """The image processor saved with a trained model: the preprocessing it was evaluated
+    with, so ``pipeline("image-classification", model=folder)`` sees what the harness saw.
+    ``processor`` is the model's own; the other policies become an equivalent
+    CLIPImageProcessor (no resize and a center crop for ``native_crop``; shorter side 256,
+    bilinear, crop 224 for ``paper_resnet``: torchvision's crop offset rounds where this one
+    floors, so one pixel apart on half the odd margins, docs/PAPER.md row 24). The official
+    variants' packed views and DNA-Det's 512 have no image-processor equivalent: their model
+    keeps its own processor and its config names the policy."""
+    if policy == "processor" or policy in VIEW_SIDES or (
+            policy == "paper_center" and geo.size != 256):
+        return processor
+    from PIL import Image
+    from transformers import CLIPImageProcessor
+
+    common = dict(do_center_crop=True, crop_size={"height": geo.size, "width": geo.size},
+                  do_rescale=True, rescale_factor=1 / 255, do_normalize=True,
+                  image_mean=list(geo.mean), image_std=list(geo.std), do_convert_rgb=True)
+    if policy == "native_crop":
+        return CLIPImageProcessor(do_resize=False, **common)
+    return CLIPImageProcessor(do_resize=True, size={"shortest_edge": 256},
+                              resample=Image.Resampling.BILINEAR, **common)
 
 
 def normalize(batch_u8, geo: Geometry):
@@ -155,11 +224,11 @@ class DecodedSplit:
 
 
 def _decode_chunk(args) -> list[np.ndarray | str]:
-    items, policy, side = args
+    items, policy, side, processor = args
     out = []
     for data, where in items:
         try:
-            out.append(crop(data, policy, side))
+            out.append(crop(data, policy, side, processor))
         except CorruptImage as e:
             out.append(f"{where}: undecodable image ({e})")
     return out
@@ -187,11 +256,13 @@ def remove_stale_temp_files(folder: Path) -> list[Path]:
 
 
 def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt: str,
-                 progress: bool = True) -> DecodedSplit:
-    """Decode a (non-streaming) split once into the cache, or reuse an earlier decode."""
+                 progress: bool = True, processor=None) -> DecodedSplit:
+    """Decode a (non-streaming) split once into the cache, or reuse an earlier decode
+    (``processor``: the model's image processor, for the ``processor`` policy)."""
     from tqdm.auto import tqdm
 
-    digest = hashlib.sha256(f"{key}|{policy}|{side}".encode()).hexdigest()[:24]
+    policy_key = processor_key(processor, policy) if processor is not None else policy
+    digest = hashlib.sha256(f"{key}|{policy_key}|{side}".encode()).hexdigest()[:24]
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(folder)
@@ -219,7 +290,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
         for start in range(0, n, chunk):
             batch = ds[start:start + chunk]["image"]
             args = ([(img["bytes"], f"{key} row {start + j}") for j, img in enumerate(batch)],
-                    policy, side)
+                    policy, side, processor)
             pending.append((start, pool.submit(_decode_chunk, args)))
             if len(pending) > 2 * max(1, workers):
                 first, fut = pending.popleft()
@@ -290,23 +361,24 @@ class StreamingSplit:
     side: int
     on_corrupt: str
     num_examples: int | None  # from the dataset card's dataset_info, when it has one
+    processor: object = None  # the model's image processor, for the processor policy
 
 
 def open_stream(dataset: str, config: str, split: str, revision: str | None, policy: str,
-                side: int, on_corrupt: str) -> StreamingSplit:
+                side: int, on_corrupt: str, processor=None) -> StreamingSplit:
     ds = load_split(dataset, config, split, revision, streaming=True)
     splits = getattr(ds.info, "splits", None) or {}
     n = splits[split].num_examples if split in splits else None
-    return StreamingSplit(ds, policy, side, on_corrupt, n)
+    return StreamingSplit(ds, policy, side, on_corrupt, n, processor)
 
 
-def stream_batches(ds, policy: str, side: int, batch_size: int, on_corrupt: str
-                   ) -> Iterator[tuple[np.ndarray, dict[str, list], list[str]]]:
+def stream_batches(ds, policy: str, side: int, batch_size: int, on_corrupt: str,
+                   processor=None) -> Iterator[tuple[np.ndarray, dict[str, list], list[str]]]:
     """Streaming: (uint8 batch, metadata columns, skipped) in bounded memory."""
     images, meta, skipped = [], {c: [] for c in META_COLUMNS}, []
     for i, row in enumerate(ds):
         try:
-            images.append(crop(row["image"]["bytes"], policy, side))
+            images.append(crop(row["image"]["bytes"], policy, side, processor))
         except CorruptImage as e:
             msg = f"streamed row {i} ({row.get('sha256')}): undecodable image ({e})"
             if on_corrupt == "fail":

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import imageattributionbench as iab
 from harness.plots import ROBUSTNESS_PNG, confusion_png_name
-from harness.results import Results, iso_slug, leaderboard_values
+from harness.results import (Results, hub_dataset, hub_task_values, iso_slug,
+                             leaderboard_values)
 
 if TYPE_CHECKING:  # huggingface_hub loads only when a card is made
     from huggingface_hub import ModelCard
@@ -19,7 +21,22 @@ if TYPE_CHECKING:  # huggingface_hub loads only when a card is made
 EVAL_RESULTS_PATH = ".eval_results/imageattributionbench.yaml"
 MODEL_CARD = "README.md"
 TAGS = ["image-classification", "image-attribution", "imageattributionbench"]
+PAPER_URL = f"https://arxiv.org/abs/{iab.PAPER_ARXIV}"
+# Hub metric ids (https://hf.co/metrics) of each results metric the model-index reports
+METRIC_IDS = {"accuracy": "accuracy", "auroc_unknown": "roc_auc"}
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    """What the card says about the repo it is for, beyond the results."""
+
+    repo_id: str | None = None  # the model repo the card is for (the model-index name)
+    base_model: str | list[str] | None = None  # Hub id(s) the trained model starts from
+    license: str | None = None
+    license_name: str | None = None  # license "other": its id and link
+    license_link: str | None = None
+    library_name: str | None = None  # "transformers" for a saved model folder
 
 
 def hub_id(name: str | None) -> str | None:
@@ -29,44 +46,26 @@ def hub_id(name: str | None) -> str | None:
     return name
 
 
-def dataset_hub_id(results: Results) -> str:
-    """The Hub dataset the results refer to: the evaluated repo when it is a Hub id, else the
-    official one (a local build of the benchmark has no Hub id of its own)."""
-    return hub_id(results["dataset"]["repo"]) or iab.HUB_REPO_ID
-
-
-def _tasks() -> dict[str, iab.LeaderboardTask]:
-    return {t.id: t for t in iab.LEADERBOARD_TASKS}
-
-
-def _task_target(task: iab.LeaderboardTask, results: Results) -> tuple[str, str | None]:
-    """(config, split) a leaderboard number comes from, for the model-index."""
-    if task.id == "degraded_worst_accuracy":
-        return task.config, results["protocols"]["degraded"]["summary"]["worst"]
-    return task.config, task.splits[0] if len(task.splits) == 1 else None
-
-
-def _eval_results(results: Results) -> list:
+def _model_index(results: Results) -> list:
+    """One model-index result per Hub task value: each names its config and split."""
     from huggingface_hub import EvalResult
 
-    tasks = _tasks()
-    out = []
-    for task_id, value in leaderboard_values(results).items():
-        task = tasks[task_id]
-        config, split = _task_target(task, results)
-        out.append(EvalResult(
-            task_type="image-classification",
-            task_name="Image attribution",
-            dataset_type=dataset_hub_id(results),
-            dataset_name=iab.BENCHMARK_NAME,
-            dataset_config=config,
-            dataset_split=split,
-            dataset_revision=results["dataset"]["revision"],
-            metric_type="auroc" if task.metric == "auroc_unknown" else "accuracy",
-            metric_name=task.name,
-            metric_value=value,
-        ))
-    return out
+    target = hub_dataset(results)
+    if target is None:  # a local build: nothing the Hub may file under the benchmark
+        return []
+    tasks = {t.id: t for t in iab.HUB_TASKS}
+    return [EvalResult(
+        task_type="image-classification",
+        task_name="Image attribution",
+        dataset_type=target[0],
+        dataset_name=iab.BENCHMARK_NAME,
+        dataset_config=tasks[task_id].config,
+        dataset_split=tasks[task_id].split,
+        dataset_revision=target[1],
+        metric_type=METRIC_IDS[tasks[task_id].metric],
+        metric_name=tasks[task_id].name,
+        metric_value=value,
+    ) for task_id, value in hub_task_values(results).items()]
 
 
 def _pct(x) -> str:
@@ -123,30 +122,77 @@ def _method_section(record: dict) -> list[str]:
             f"- Architecture: {arch}", ""]
 
 
-def _card_body(results: Results, title: str) -> str:
-    values = leaderboard_values(results)
-    tasks = _tasks()
+def _usage_section(results: Results, info: CardInfo, is_method: bool) -> list[str]:
+    """How a Hub user runs the pushed model (a method needs this project's package)."""
+    repo = info.repo_id or "ORG/NAME"
+    if results["method"] == "linear_probe":
+        return ["## How to use", "",
+                f"`linear_probe_head.safetensors` is a linear head over the frozen image "
+                f"features of `{results['model']['id']}` (see `harness/models.py`, "
+                "`LinearProbe`, in the ImageAttributionBench project).", ""]
+    lines = ["## How to use", ""]
+    if is_method:
+        lines += ["This is a paper method of the ImageAttributionBench project: its model "
+                  "class is registered with the Auto classes by `import methods` (no remote "
+                  "code, so `trust_remote_code` is not needed). Install the project's package "
+                  "from a clone of its repository, then load it:", "",
+                  "```bash", "pip install -e \".[harness]\"   # in the project's folder",
+                  "```", ""]
+    lines += ["```python"] + (["import methods  # registers the paper's methods"]
+                              if is_method else []) + [
+        "from transformers import pipeline", "",
+        f'attribute = pipeline("image-classification", model="{repo}")',
+        'attribute("image.png")  # [{"label": "SDXL", "score": 0.97}, ...]',
+        "```", "",
+        "The saved image processor is the preprocessing the scores below were computed with "
+        f"(`{results['run_config'].get('preprocess', {}).get('policy', 'unknown')}`).", ""]
+    return lines
+
+
+def _card_body(results: Results, title: str, info: CardInfo) -> str:
+    values = hub_task_values(results)
+    means = leaderboard_values(results)
+    tasks = {t.id: t for t in iab.HUB_TASKS}
+    mean_tasks = {t.id: t for t in iab.LEADERBOARD_TASKS}
     model = results["model"]
     ds = results["dataset"]
+    target = hub_dataset(results)
+    if target:
+        where = (f"[{iab.BENCHMARK_NAME}](https://huggingface.co/datasets/{target[0]}) "
+                 f"`{target[0]}` at `{target[1][:12]}`")
+    else:
+        where = (f"a **local build** of {iab.BENCHMARK_NAME} (`{ds['repo']}`, fingerprint "
+                 f"`{(ds.get('fingerprint') or 'unknown')[:16]}`; not the published dataset, "
+                 "so these numbers are no leaderboard entries)")
     lines = [
         f"# {title} on {iab.BENCHMARK_NAME}",
         "",
         f"`{model['id']}`" + (f" (revision `{model['revision']}`)" if model["revision"] else "")
-        + f" evaluated with method `{results['method']}` on "
-        f"[{iab.BENCHMARK_NAME}](https://huggingface.co/datasets/{dataset_hub_id(results)}) "
-        f"{results['benchmark_version']} (`{ds['repo']}`"
-        + (f" at `{ds['revision']}`" if ds["revision"] else "") + "): which generative model "
-        f"made an image? (arXiv:{iab.PAPER_ARXIV})",
+        + f" evaluated with method `{results['method']}` on {where} (benchmark version "
+        f"{results['benchmark_version']}). {iab.BENCHMARK_NAME} asks which generative model "
+        f"made an image: see the [paper]({PAPER_URL}).",
         "",
     ]
     if values:
-        lines += ["## Leaderboard", "",
-                  _table(["task", "value (%)"],
-                         [[f"{tasks[k].name} (`{k}`)", f"{v:.2f}"] for k, v in values.items()]),
-                  ""]
+        lines += ["## Leaderboard" if target else "## Headline numbers", "",
+                  f"The Hub leaderboards of `{target[0]}` (its `eval.yaml` tasks):" if target
+                  else "The benchmark's headline numbers (a local build: not leaderboard "
+                       "entries):", "",
+                  _table(["task", "config / split", "value (%)"],
+                         [[f"{tasks[k].name} (`{k}`)",
+                           f"`{tasks[k].config}` / `{tasks[k].split}`", f"{v:.2f}"]
+                          for k, v in values.items()], ), ""]
+    means = {k: v for k, v in means.items() if k not in tasks}
+    if means:
+        lines += ["Summaries over several splits or configs (the Gradio leaderboard's "
+                  "columns):", "",
+                  _table(["summary", "value (%)"],
+                         [[f"{mean_tasks[k].name}: {mean_tasks[k].description}", f"{v:.2f}"]
+                          for k, v in means.items()]), ""]
     record = results["run_config"].get("method_record")
     if record:
         lines += _method_section(record)
+    lines += _usage_section(results, info, bool(record))
     lines += ["## Results per protocol", "", "Scores in percent.", ""]
     for name, proto in results["protocols"].items():
         lines += [_protocol_section(name, proto), ""]
@@ -178,50 +224,64 @@ def _card_body(results: Results, title: str) -> str:
     return "\n".join(lines)
 
 
-def model_card(results: Results, repo_id: str | None) -> "ModelCard":
-    """The model card of a run: YAML metadata (tags, dataset, ``model-index`` with one entry per
-    leaderboard value, in percent) and a body with per-protocol tables and the plots that
-    :func:`write_report` saves next to it. ``repo_id`` names the model repo it is for (the
-    evaluated model id when None)."""
+def model_card(results: Results, info: CardInfo | str | None = None) -> "ModelCard":
+    """The model card of a run: YAML metadata (license, library, base model, tags, dataset,
+    ``model-index`` with one result per Hub task, in percent) and a body with per-protocol
+    tables, the plots that :func:`write_report` saves next to it, and how to use the model.
+    ``info`` names the repo the card is for (a plain string: its id)."""
     from huggingface_hub import ModelCard, ModelCardData
 
+    if not isinstance(info, CardInfo):
+        info = CardInfo(repo_id=info)
     model_id = results["model"]["id"]
-    name = repo_id or model_id
-    base = hub_id(model_id)
+    name = info.repo_id or model_id
+    target = hub_dataset(results)
+    index = _model_index(results)
     data = ModelCardData(
-        model_name=name,
+        model_name=name if index else None,  # only the model-index carries a name
+        license=info.license,
+        license_name=info.license_name,
+        license_link=info.license_link,
+        library_name=info.library_name,
+        base_model=info.base_model,
         tags=list(TAGS),
-        datasets=[dataset_hub_id(results)],
-        metrics=["accuracy", "roc_auc"],
+        datasets=[target[0]] if target else None,
+        metrics=sorted(set(METRIC_IDS.values())),
         pipeline_tag="image-classification",
-        # a fine-tuned or probed repo of its own descends from the evaluated Hub model
-        base_model=base if base and repo_id and repo_id != base else None,
-        eval_results=_eval_results(results) or None,
+        eval_results=index or None,
     )
-    body = _card_body(results, name)
+    body = _card_body(results, name, info)
     return ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n{{ body }}",
                                    body=body)
 
 
 def eval_results_entries(results: Results, date: str | datetime,
-                         source_url: str | None = None) -> list[dict]:
-    """The entries of ``.eval_results/imageattributionbench.yaml``: one per leaderboard value,
-    ``{dataset: {id, task_id, revision}, value (percent), date, source, notes (the method)}``."""
+                         source_url: str | None = None, source_user: str | None = None
+                         ) -> list[dict]:
+    """The entries of ``.eval_results/imageattributionbench.yaml``: one per Hub task value,
+    ``{dataset: {id, task_id, revision}, value (percent), date, source: {url, name, user},
+    notes (the method and input policy)}``; none for a local build."""
     from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
 
+    target = hub_dataset(results)
+    if target is None:
+        return []
     if isinstance(date, datetime):
         date = date.isoformat()
+    policy = results["run_config"].get("preprocess", {}).get("policy")
+    notes = results["method"] + (f", {policy}" if policy else "")
     entries = [
         EvalResultEntry(
-            dataset_id=dataset_hub_id(results),
+            dataset_id=target[0],
             task_id=task_id,
             value=value,
-            dataset_revision=results["dataset"]["revision"],
+            dataset_revision=target[1],
             date=date,
             source_url=source_url,
-            source_name=f"{iab.BENCHMARK_NAME} harness" if source_url else None,
-            notes=results["method"],
+            source_name=f"{iab.BENCHMARK_NAME} results file" if source_url else None,
+            source_user=source_user if source_url else None,
+            notes=notes,
         )
-        for task_id, value in leaderboard_values(results).items()
+        for task_id, value in hub_task_values(results).items()
     ]
     return eval_result_entries_to_yaml(entries)

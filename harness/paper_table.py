@@ -165,9 +165,14 @@ RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", 
 
 def _check_same_settings(results_file: Path, args) -> None:
     """Reuse an earlier run only if it ran with these settings; else say how to proceed."""
+    from harness.dataset_source import recorded_path
+
     earlier = json.loads(results_file.read_text())["run_config"]
-    differ = [k for k in RESUME_KEYS if earlier.get(k) != getattr(args, k)]
-    if earlier.get("model_requested", earlier.get("model")) != args.model:
+    now = {k: getattr(args, k) for k in RESUME_KEYS}
+    now["dataset"] = recorded_path(args.dataset, args.output_dir)  # results hold no abs paths
+    differ = [k for k in RESUME_KEYS if earlier.get(k) != now[k]]
+    if earlier.get("model_requested", earlier.get("model")) != recorded_path(
+            args.model, args.output_dir):
         differ.append("model")
     if differ:
         changes = ", ".join(f"{k}: {earlier.get(k)!r} there, {getattr(args, k)!r} now"

@@ -65,7 +65,8 @@ class StreamCrops(torch.utils.data.IterableDataset):
             ds = ds.shuffle(seed=self.seed * 100_003 + self.epoch, buffer_size=self.buffer_size)
         for row in ds:
             try:
-                image = crop(row["image"]["bytes"], self.split.policy, self.split.side)
+                image = crop(row["image"]["bytes"], self.split.policy, self.split.side,
+                             self.split.processor)
             except CorruptImage as e:
                 if self.split.on_corrupt == "fail":
                     from imageattributionbench import BenchmarkError
@@ -135,7 +136,8 @@ def predict(accelerator, model, split: DecodedSplit, geo: Geometry, batch_size: 
 
 @torch.no_grad()
 def predict_stream(accelerator, model, ds, policy: str, geo: Geometry, batch_size: int,
-                   on_corrupt: str, allowed: torch.Tensor | None = None) -> Predictions:
+                   on_corrupt: str, allowed: torch.Tensor | None = None,
+                   processor=None) -> Predictions:
     """Streaming: each process takes its share of the stream; results gathered as objects."""
     from datasets.distributed import split_dataset_by_node
 
@@ -143,7 +145,8 @@ def predict_stream(accelerator, model, ds, policy: str, geo: Geometry, batch_siz
     mine = split_dataset_by_node(ds, accelerator.process_index, accelerator.num_processes)
     rows, skipped = [], []
     device = accelerator.device
-    for images, meta, skip in stream_batches(mine, policy, geo.size, batch_size, on_corrupt):
+    for images, meta, skip in stream_batches(mine, policy, geo.size, batch_size, on_corrupt,
+                                             processor):
         skipped += skip
         if len(images) == 0:
             continue

@@ -104,8 +104,10 @@ def fit_probe(accelerator, probe, train, val, geo, batch_size: int, allowed=None
         head.bias.copy_(bias.to(head.bias))
     pred = predict(accelerator, probe, val, geo, batch_size, allowed)
     accuracy = float((pred.predictions == pred.labels).mean()) if len(pred.labels) else 0.0
-    accelerator.print(f"logistic regression: {iterations} L-BFGS iterations on "
-                      f"{len(labels)} embeddings, validation accuracy {accuracy:.4f}")
+    from accelerate.logging import get_logger
+
+    get_logger(__name__).info(f"logistic regression: {iterations} L-BFGS iterations on "
+                              f"{len(labels)} embeddings, validation accuracy {accuracy:.4f}")
     return probe, {"solver": "lbfgs logistic regression (StandardScaler, L2, C=1)",
                    "scores": "softmax of the probabilities (the official CLIP-LR "
                              "evaluation)" if double_softmax else "softmax of the logits",

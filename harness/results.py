@@ -20,8 +20,12 @@ from typing import Literal, TypedDict
 
 import imageattributionbench as iab
 
-# Bumped when a key changes meaning or goes away; readers refuse other versions.
-RESULTS_SCHEMA_VERSION = 1
+# Bumped when a key changes meaning or goes away; readers refuse versions not listed here.
+# 2: dataset.{local, fingerprint, hub_copy_of}, model.local; dataset.revision of a Hub dataset
+# is its resolved commit sha; no absolute paths. Version 1 files are still read (provenance
+# unknown: they never count as a Hub dataset's results, see hub_dataset()).
+RESULTS_SCHEMA_VERSION = 2
+READABLE_SCHEMA_VERSIONS = (1, 2)
 METHODS: tuple[str, ...] = ("finetune", "linear_probe", "score")
 CREATED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # Percentages on the Hub carry two decimals: 0.01% is below one image in any test split we ship.
@@ -33,15 +37,24 @@ PERCENT_DECIMALS = 2
 # ---------------------------------------------------------------------------------------------
 
 
-class DatasetRef(TypedDict):
-    repo: str  # Hub dataset id or local folder
-    revision: str | None
+class HubCopy(TypedDict):
+    repo: str  # the Hub dataset a local build is a verified copy of
+    revision: str  # the commit sha whose manifest.json equals the local build's
 
 
-class ModelRef(TypedDict):
-    id: str  # Hub model id or local path
+class DatasetRef(TypedDict, total=False):
+    repo: str  # Hub dataset id, or a local build's folder (relative path or name, never absolute)
+    revision: str | None  # Hub: the resolved commit sha; local: None
+    local: bool  # version 2: a local build (its numbers never reach the Hub leaderboard)
+    fingerprint: str | None  # version 2: the build's row fingerprint (manifest.json)
+    hub_copy_of: HubCopy | None  # version 2: a local build verified equal to a Hub revision
+
+
+class ModelRef(TypedDict, total=False):
+    id: str  # Hub model id, iab-METHOD, or a local folder (relative path or name)
     revision: str | None
     parameters: int | None
+    local: bool  # version 2: not a Hub model (no base_model, no PR to its repo)
 
 
 class _SplitMetricsBase(TypedDict):
@@ -109,6 +122,29 @@ class Results(TypedDict):
     protocols: dict[str, ProtocolResults]
     environment: Environment
     n_samples: dict[str, int]  # "<protocol>/<split>" -> images evaluated
+
+
+def hub_task_values(results: Results) -> dict[str, float]:
+    """The value (percent) of each task of ``imageattributionbench.HUB_TASKS`` (the Hub
+    leaderboards of eval.yaml: one config and split each) that the results hold."""
+    out = {}
+    for task in iab.HUB_TASKS:
+        m = results["protocols"].get(task.config, {}).get("splits", {}).get(task.split)
+        if m is not None and m.get(task.metric) is not None:
+            out[task.id] = _percent(m[task.metric])
+    return out
+
+
+def hub_dataset(results: Results) -> tuple[str, str] | None:
+    """(Hub dataset id, commit sha) that the results may be reported against on the Hub, or
+    None: a local build (unless verified as a copy of a Hub revision) or a version-1 file."""
+    ds = results["dataset"]
+    if results.get("schema_version") == 1:
+        return None
+    if not ds.get("local"):
+        return ds["repo"], ds["revision"]
+    copy = ds.get("hub_copy_of")
+    return (copy["repo"], copy["revision"]) if copy else None
 
 
 def iso_slug(created_at: str) -> str:

@@ -4,9 +4,27 @@
 from __future__ import annotations
 
 import math
+import re
 
 import imageattributionbench as iab
-from harness.results import CREATED_AT_RE, METHODS, RESULTS_SCHEMA_VERSION
+from harness.results import CREATED_AT_RE, METHODS, READABLE_SCHEMA_VERSIONS
+
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+_ABSOLUTE_RE = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
+
+
+def _absolute_paths(obj, where: str):
+    """(json path, value) of every string that is an absolute path (published files must not
+    name the machine's folders, the user's home least of all)."""
+    if isinstance(obj, str):
+        if _ABSOLUTE_RE.match(obj):
+            yield where, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _absolute_paths(v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield from _absolute_paths(v, f"{where}[{i}]")
 
 
 def _is_number(x) -> bool:
@@ -179,6 +197,32 @@ def _check_summary(c: _Checker, name: str, proto: dict, where: str) -> None:
         c.fraction(summary["auroc_unknown"], f"{where}.auroc_unknown", nullable=True)
 
 
+def _check_dataset(c: _Checker, ds: dict, v2: bool) -> None:
+    c.string(ds["repo"], "dataset.repo")
+    c.string(ds["revision"], "dataset.revision", nullable=True)
+    if not v2:
+        return
+    if not isinstance(ds["local"], bool):
+        c.add("dataset.local", "must be true or false")
+        return
+    c.string(ds["fingerprint"], "dataset.fingerprint", nullable=True)
+    if ds["local"]:
+        if ds["revision"] is not None:
+            c.add("dataset.revision", "a local build has no revision (null); its fingerprint "
+                  "names it")
+        copy = ds.get("hub_copy_of")
+        if copy is not None and c.mapping(copy, "dataset.hub_copy_of", ("repo", "revision")):
+            c.string(copy["repo"], "dataset.hub_copy_of.repo")
+            if not (isinstance(copy["revision"], str) and _SHA_RE.match(copy["revision"])):
+                c.add("dataset.hub_copy_of.revision", "must be a 40-hex commit sha")
+    else:
+        if not (isinstance(ds["revision"], str) and _SHA_RE.match(ds["revision"])):
+            c.add("dataset.revision", f"{ds['revision']!r} is not a commit sha: a Hub dataset's "
+                  "revision is resolved to the 40-hex sha it was read at")
+        if ds.get("hub_copy_of") is not None:
+            c.add("dataset.hub_copy_of", "only a local build can be a copy of a Hub repo")
+
+
 def validate_results(obj) -> list[str]:
     """Every problem of a results object, as '<where>: <what>' lines; empty when it is valid.
 
@@ -192,9 +236,10 @@ def validate_results(obj) -> list[str]:
            "n_samples")
     if not c.mapping(obj, "results", top) and not isinstance(obj, dict):
         return c.problems
-    if "schema_version" in obj and obj["schema_version"] != RESULTS_SCHEMA_VERSION:
-        c.add("schema_version", f"{obj['schema_version']!r} is not {RESULTS_SCHEMA_VERSION}, the "
-              "version this code reads")
+    version = obj.get("schema_version")
+    if "schema_version" in obj and version not in READABLE_SCHEMA_VERSIONS:
+        c.add("schema_version", f"{version!r} is not one of the versions this code reads "
+              f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
     if "benchmark" in obj and obj["benchmark"] != iab.BENCHMARK_NAME:
         c.add("benchmark", f"{obj['benchmark']!r} is not {iab.BENCHMARK_NAME!r}")
     if "benchmark_version" in obj and obj["benchmark_version"] != iab.BENCHMARK_VERSION:
@@ -203,13 +248,22 @@ def validate_results(obj) -> list[str]:
     if "created_at" in obj and not (isinstance(obj["created_at"], str)
                                     and CREATED_AT_RE.match(obj["created_at"])):
         c.add("created_at", f"{obj['created_at']!r} is not UTC 'YYYY-MM-DDTHH:MM:SSZ'")
-    if "dataset" in obj and c.mapping(obj["dataset"], "dataset", ("repo", "revision")):
-        c.string(obj["dataset"]["repo"], "dataset.repo")
-        c.string(obj["dataset"]["revision"], "dataset.revision", nullable=True)
-    if "model" in obj and c.mapping(obj["model"], "model", ("id", "revision", "parameters")):
+    v2 = version != 1
+    dataset_keys = ("repo", "revision") + (("local", "fingerprint") if v2 else ())
+    if "dataset" in obj and c.mapping(obj["dataset"], "dataset", dataset_keys):
+        _check_dataset(c, obj["dataset"], v2)
+    model_keys = ("id", "revision", "parameters") + (("local",) if v2 else ())
+    if "model" in obj and c.mapping(obj["model"], "model", model_keys):
         c.string(obj["model"]["id"], "model.id")
         c.string(obj["model"]["revision"], "model.revision", nullable=True)
         c.integer(obj["model"]["parameters"], "model.parameters", nullable=True)
+        if v2 and not isinstance(obj["model"]["local"], bool):
+            c.add("model.local", "must be true or false")
+    if v2:
+        for where, value in _absolute_paths(
+                {k: obj.get(k) for k in ("dataset", "model", "run_config")}, "results"):
+            c.add(where.removeprefix("results."), f"{value!r} is an absolute path: record a "
+                  "Hub id or a path relative to the output folder")
     if "method" in obj and obj["method"] not in METHODS:
         c.add("method", f"{obj['method']!r} is not one of {', '.join(METHODS)}")
     if "run_config" in obj and not isinstance(obj["run_config"], dict):

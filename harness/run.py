@@ -13,151 +13,21 @@ confusion-matrix and robustness PNGs, a model card with model-index, and
 from __future__ import annotations
 
 import argparse
+import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import imageattributionbench as iab
 from iab.scripts import run_script
 from iab.faults import fault_point
-from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
-from harness.presets import SCHEDULERS
+from harness.data import DEFAULT_POLICY, POLICY_TEXT
+from harness.options import (DEGRADED, PROTOCOLS, SECRET_OPTIONS, Job,  # noqa: F401 (API)
+                             jobs_for, parse_args)
 
-PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
-    name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint")) + tuple(
-    iab.PAPER_EXACT_TASKS)  # each task alone: a released checkpoint of that task is scored
-DEGRADED = tuple(iab.DEGRADATIONS)
-
-
-@dataclass(frozen=True)
-class Job:
-    """Train on one config (unless scoring), then evaluate some (config, splits)."""
-
-    train_config: str
-    evals: tuple[tuple[str, tuple[str, ...]], ...]
-
-
-def jobs_for(protocol: str) -> list[Job]:
-    if protocol not in PROTOCOLS:
-        raise iab.BenchmarkError(f"unknown protocol {protocol!r}; valid protocols: "
-                                 f"{', '.join(PROTOCOLS)}")
-    standard = Job("standard", (("standard", ("test",)), ("degraded", DEGRADED)))
-    if protocol == "standard":
-        return [standard]
-    if protocol == "open_set":
-        return [Job("open_set", (("open_set", ("test",)),))]
-    paper = [standard] + [Job(p, ((p, ("test_seen", "test")),)) for p in iab.PAPER_SEMANTIC_TASKS]
-    if protocol == "paper":
-        return paper
-    if protocol == "all":  # the paper's set and open-set rejection: every leaderboard number
-        return paper + [Job("open_set", (("open_set", ("test",)),))]
-    if protocol == "paper_exact":  # the paper's own split (built with iab build --paper-split)
-        return [Job("paper_exact", (("paper_exact", ("test",)),
-                                    ("paper_exact_degraded", DEGRADED)))] + [
-            Job(p, ((p, ("test",)),)) for p in iab.PAPER_EXACT_TASKS]
-    if protocol in iab.PAPER_EXACT_TASKS:
-        return [Job(protocol, ((protocol, ("test",)),))]
-    return [Job(protocol, ((protocol, ("test_seen", "test")),))]
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--config", help="YAML file whose keys set defaults for these options")
-    p.add_argument("--preset", help="the official scripts' settings by name: resnet50, "
-                                    "clip-lr, or a method (dct-cnn, patch-forensics, gfd, "
-                                    "dna-det, repmix, hifi-net, ucf, pose, patchcraft, ssp, "
-                                    "defl); NAME-ours: this project's alternative; --config "
-                                    "and flags still win")
-    what = p.add_argument_group("what")
-    what.add_argument("--model", help="Hub id or local path; init:METHOD[:tiny] starts a "
-                                      "paper method from scratch in <output-dir>/init")
-    what.add_argument("--model-revision", help="revision of a Hub model")
-    what.add_argument("--method", default="finetune", help="finetune | linear_probe | score")
-    what.add_argument("--protocol", default="standard",
-                      help=" | ".join(PROTOCOLS[:5]) + " | semantic_disjoint[_<subclass>] "
-                           "(paper: standard + degraded + the three semantic tasks; all: paper "
-                           "+ open_set; paper_exact: the same on the paper's own split, from a "
-                           "build made with iab build --paper-split)")
-    what.add_argument("--dataset", default=iab.HUB_REPO_ID,
-                      help="dataset repo id or a folder built by `iab build`")
-    what.add_argument("--revision", help="dataset revision (commit sha or branch)")
-    what.add_argument("--streaming", action="store_true",
-                      help="read the dataset as a stream: no download, bounded memory")
-    train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--scheduler", choices=SCHEDULERS, default="onecycle",
-                       help="learning rate: onecycle (warm-up then cosine, per step), step "
-                            "(x0.9 each epoch, the paper's ResNet-50), constant, step500 "
-                            "(x0.9 every 500 batches, the official POSE)")
-    train.add_argument("--select", choices=("best", "last"), default="best",
-                       help="the checkpoint tested: best validation accuracy, or the last "
-                            "epoch (the official scripts' post-training test)")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--probe", choices=("adamw", "lbfgs"), default="adamw",
-                       help="linear_probe head: adamw (epochs of AdamW) or lbfgs (the paper's "
-                            "CLIP-LR: standardised multinomial logistic regression, C=1)")
-    train.add_argument("--double-softmax", action="store_true",
-                       help="linear_probe: score with the softmax of the probe's "
-                            "probabilities, as the official CLIP-LR evaluation does (AUROC and "
-                            "AP change, accuracy does not)")
-    train.add_argument("--preprocess", choices=POLICIES,
-                       help="default: the method model's own input policy, else "
-                            "native_crop for finetune and processor otherwise")
-    train.add_argument("--num-workers", type=int, default=1, help="decode workers")
-    train.add_argument("--resume", action="store_true", help="continue from the last epoch")
-    train.add_argument("--stop-after-epoch", type=int,
-                       help="stop cleanly after this epoch (preemptible machines); rerun "
-                            "with --resume")
-    train.add_argument("--on-corrupt", choices=("skip", "fail"), default="fail",
-                       help="an undecodable image: skip it (counted) or stop (default)")
-    out = p.add_argument_group("output")
-    out.add_argument("--output-dir", default="outputs")
-    out.add_argument("--push-to-hub", action="store_true")
-    out.add_argument("--hub-model-id", help="model repo to push to (default: --model's name)")
-    out.add_argument("--results-repo", help="also upload the results JSON to this dataset repo")
-    args = p.parse_args(argv)
-    config = {}
-    if args.config:
-        import yaml
-
-        config = {k.replace("-", "_"): v for k, v in
-                  (yaml.safe_load(Path(args.config).read_text()) or {}).items()}
-        known = {a.dest for a in p._actions}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            p.error(f"{args.config}: unknown option(s) {', '.join(unknown)}")
-    name = args.preset or config.get("preset")
-    if name:  # precedence: preset < --config < command line
-        from harness.presets import preset
-
-        p.set_defaults(**preset(name))
-    p.set_defaults(**config)
-    args = p.parse_args(argv)
-    if not args.model:
-        p.error("--model is required (or a --preset that names one)")
-    for action in p._actions:  # values from a preset or --config skip argparse's own check
-        value = getattr(args, action.dest, None)
-        if action.choices and value is not None and value not in action.choices:
-            p.error(f"--{action.dest.replace('_', '-')} {value!r}: choose from "
-                    f"{', '.join(map(str, action.choices))}")
-    from harness.models import check_method
-
-    check_method(args.method)
-    jobs_for(args.protocol)
-    if args.double_softmax and args.method != "linear_probe":
-        p.error("--double-softmax is for --method linear_probe (a converted official "
-                "checkpoint records it in its config: methods.convert_official)")
-    if args.probe == "lbfgs" and (args.method != "linear_probe" or args.streaming):
-        p.error("--probe lbfgs (the clip-lr preset's) fits a linear_probe head on all "
-                "training embeddings at once: use it with --method linear_probe and without "
-                "--streaming, or pass --probe adamw")
-    return args
+logger = logging.getLogger(__name__)
 
 
 def _git_hash() -> str | None:
@@ -184,7 +54,8 @@ def _environment(accelerator) -> dict:
 
 
 def _save_model(accelerator, model, processor, folder: Path) -> None:
-    """A fine-tuned model as a Hub model folder; a linear probe as its head's weights."""
+    """A fine-tuned model as a Hub model folder (with the image processor it was evaluated
+    with); a linear probe as its head's weights."""
     from safetensors.torch import save_file
 
     from harness.models import Classifier
@@ -202,22 +73,71 @@ def _save_model(accelerator, model, processor, folder: Path) -> None:
                   str(folder / "linear_probe_head.safetensors"))
 
 
-def main(args: argparse.Namespace) -> int:
-    import torch
+def _setup_logging() -> None:
+    """Log lines as the transformers and diffusers example scripts do (accelerate's logger
+    writes on the main process only)."""
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+                        datefmt="%m/%d/%Y %H:%M:%S", level=logging.INFO)
+
+
+def _accelerator(args: argparse.Namespace, out_dir: Path):
+    """One Accelerator for the run; the device is accelerate's choice (CUDA, MPS, XPU, CPU)."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import ProjectConfiguration
+
+    trackers = None if args.report_to == "none" else \
+        ("all" if args.report_to == "all" else args.report_to.split(","))
+    return Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+                       log_with=trackers,
+                       project_config=ProjectConfiguration(project_dir=str(out_dir),
+                                                           logging_dir=str(out_dir / "logs")))
+
+
+def _run_config(args: argparse.Namespace, requested: str, out_dir: Path) -> dict:
+    """The resolved options as results record them: no secrets, no absolute paths."""
+    from harness.dataset_source import portable_path, recorded_path
+
+    config = {k: v for k, v in vars(args).items() if k not in SECRET_OPTIONS}
+    config["dataset"] = recorded_path(args.dataset, out_dir)
+    config["output_dir"] = portable_path(args.output_dir)
+    if args.config:
+        config["config"] = portable_path(args.config, out_dir)
+    config["model"] = config["model_requested"] = recorded_path(requested, out_dir)
+    return config
+
+
+def main(args: argparse.Namespace) -> int:
+    from harness.dataset_source import portable_path, resolve_dataset
+
+    out_dir = Path(args.output_dir)
+    # first, before torch loads: a mistyped folder or an unreachable Hub fails in a second
+    source = [resolve_dataset(args.dataset, args.revision, out_dir=out_dir,
+                              hub_dataset=args.hub_dataset,
+                              hub_revision=args.hub_dataset_revision)]
+    import torch
+    from accelerate.logging import get_logger
+    from accelerate.utils import broadcast_object_list, set_seed
 
     from harness import data, models
     from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
     from harness.predict import predict, predict_stream
-    from harness.report import push_report, write_report
+    from harness.publish import card_info, check_push, push
+    from harness.report import write_report
     from harness.train import SELECTION_RULES, TrainConfig, fit
 
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    _setup_logging()
+    accelerator = _accelerator(args, out_dir)
+    log = get_logger(__name__)
     fault_point(f"harness.run.{args.preset or 'main'}")  # kill tests (iab/faults.py)
     set_seed(args.seed)
-    out_dir = Path(args.output_dir)
-    model_name = requested = args.model  # as results and the Hub will know it
+    if accelerator.num_processes > 1:  # every process reads the sha the main one resolved
+        broadcast_object_list(source)
+    source = source[0]
+    requested = args.model  # as the user gave it
+    model_local = args.model.startswith("init:") or Path(args.model).expanduser().exists()
+    model_name = args.model if not model_local else portable_path(args.model, out_dir)
+    hub_repo = check_push(args, source, model_local) if (
+        args.push_to_hub or args.results_repo) else None  # before hours of training
     if args.model.startswith("init:"):  # a paper method from scratch
         from methods.init import PRETRAINED, check_name, init_checkpoint
 
@@ -239,31 +159,41 @@ def main(args: argparse.Namespace) -> int:
         DEFAULT_POLICY[args.method]
     processor = models.load_processor(args.model, args.model_revision)
     geo = data.geometry(processor, policy)
+    model_processor = processor if policy == "processor" else None
     metric = load_metric()
     created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
                       0, args.stop_after_epoch, args.scheduler, args.select)
+    run_config = _run_config(args, requested, out_dir)
+    if args.report_to != "none":
+        accelerator.init_trackers(iab.BENCHMARK_NAME, config={
+            k: v for k, v in run_config.items() if isinstance(v, (int, float, str, bool))})
     protocols, samples, n_samples, training = {}, {}, {}, {}
-    dataset_revision = args.revision
     n_params = None
     started = time.perf_counter()
 
     def decoded(config: str, split: str):
-        ds = data.load_split(args.dataset, config, split, args.revision)
-        key = f"{args.dataset}|{args.revision}|{ds._fingerprint}|{config}|{split}"
+        ds = data.load_split(source.load_path, config, split, source.revision)
+        key = f"{source.load_path}|{source.revision}|{ds._fingerprint}|{config}|{split}"
         with accelerator.main_process_first():  # one process decodes, the others reuse
             return data.decode_split(ds, key, policy, geo.size, args.num_workers,
-                                     args.on_corrupt, accelerator.is_local_main_process)
+                                     args.on_corrupt, accelerator.is_local_main_process,
+                                     model_processor)
 
     def evaluate(model, config: str, split: str, allowed):
         if args.streaming:
-            ds = data.load_split(args.dataset, config, split, args.revision, streaming=True)
+            ds = data.load_split(source.load_path, config, split, source.revision,
+                                 streaming=True)
             return predict_stream(accelerator, model, ds, policy, geo, args.batch_size,
-                                  args.on_corrupt, allowed)
+                                  args.on_corrupt, allowed, model_processor)
         return predict(accelerator, model, decoded(config, split), geo, args.batch_size,
                        allowed)
 
-    for job in jobs_for(args.protocol):
+    jobs = jobs_for(args.protocol)
+    for job in jobs:
+        # each job starts clean: the Accelerator drops the models, optimisers and schedulers
+        # it prepared before, so a job's checkpoints hold its own model only
+        accelerator.free_memory()
         proto = iab.protocol(job.train_config)
         known = proto.extra.get("known_labels")
         allowed = None
@@ -274,8 +204,9 @@ def main(args: argparse.Namespace) -> int:
         n_params = models.parameter_count(model)
         if args.method != "score":
             if args.streaming:
-                train, val = (data.open_stream(args.dataset, job.train_config, s, args.revision,
-                                               policy, geo.size, args.on_corrupt)
+                train, val = (data.open_stream(source.load_path, job.train_config, s,
+                                               source.revision, policy, geo.size,
+                                               args.on_corrupt, model_processor)
                               for s in ("train", "validation"))
             else:
                 train, val = decoded(job.train_config, "train"), decoded(job.train_config,
@@ -283,21 +214,21 @@ def main(args: argparse.Namespace) -> int:
             if args.method == "linear_probe" and args.probe == "lbfgs":
                 from harness.probe import fit_probe
 
-                model, log = fit_probe(accelerator, model, train, val, geo, args.batch_size,
-                                       allowed, double_softmax=args.double_softmax)
+                model, log_ = fit_probe(accelerator, model, train, val, geo, args.batch_size,
+                                        allowed, double_softmax=args.double_softmax)
             else:
-                model, log = fit(accelerator, model, train, val, geo, cfg,
-                                 out_dir / "checkpoints" / job.train_config, args.resume,
-                                 allowed)
-            training[job.train_config] = log
-            if log.get("stopped_early"):
-                accelerator.print(f"stopped after epoch {args.stop_after_epoch}; rerun with "
-                                  "--resume to continue")
+                model, log_ = fit(accelerator, model, train, val, geo, cfg,
+                                  out_dir / "checkpoints" / job.train_config, args.resume,
+                                  allowed, tracker_prefix=job.train_config)
+            training[job.train_config] = log_
+            if log_.get("stopped_early"):
+                log.info(f"stopped after epoch {args.stop_after_epoch}; rerun with --resume "
+                         "to continue")
+                accelerator.end_training()
                 return 0
             # the chosen weights: the first job's at the root (the model repo), others beside
-            first = job == jobs_for(args.protocol)[0]
-            _save_model(accelerator, model, processor,
-                        out_dir if first else out_dir / "models" / job.train_config)
+            _save_model(accelerator, model, data.saved_processor(policy, processor, geo),
+                        out_dir if job == jobs[0] else out_dir / "models" / job.train_config)
         else:
             model = accelerator.prepare(model)
         for config, splits in job.evals:
@@ -305,8 +236,8 @@ def main(args: argparse.Namespace) -> int:
             for split in splits:
                 pred = evaluate(model, config, split, allowed)
                 if pred.skipped:
-                    accelerator.print(f"{config}/{split}: skipped {len(pred.skipped)} "
-                                      f"undecodable image(s), e.g. {pred.skipped[0]}")
+                    log.warning(f"{config}/{split}: skipped {len(pred.skipped)} undecodable "
+                                f"image(s), e.g. {pred.skipped[0]}")
                 if accelerator.is_main_process:
                     metrics = score_split(metric, pred.predictions.tolist(),
                                           pred.labels.tolist(), pred.probabilities.tolist(),
@@ -339,11 +270,9 @@ def main(args: argparse.Namespace) -> int:
                                                      res["splits"]["test"]["accuracy"])
                 if name == "open_set":
                     res["summary"] = {"auroc_unknown": res["splits"]["test"]["auroc_unknown"]}
-
+    accelerator.end_training()
     if not accelerator.is_main_process:
         return 0
-    run_config = {k: v for k, v in vars(args).items()}
-    run_config["model_requested"] = requested  # init:NAME before it became a folder
     run_config["preprocess"] = {"policy": policy, "description": POLICY_TEXT[policy],
                                 "size": geo.size, "mean": list(geo.mean), "std": list(geo.std)}
     run_config["training"] = training
@@ -351,24 +280,26 @@ def main(args: argparse.Namespace) -> int:
         run_config["method_record"] = record
     run_config["seconds"] = round(time.perf_counter() - started, 1)
     results = {
-        "schema_version": 1, "benchmark": iab.BENCHMARK_NAME,
+        "schema_version": 2, "benchmark": iab.BENCHMARK_NAME,
         "benchmark_version": iab.BENCHMARK_VERSION, "created_at": created,
-        "dataset": {"repo": args.dataset, "revision": dataset_revision},
-        "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params},
+        "dataset": source.record(),
+        "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params,
+                  "local": model_local},
         "method": args.method, "run_config": run_config,
         "checkpoint_selection": SELECTION_RULES[args.select] if args.method != "score" else
         "none: the model is scored as it is",
         "protocols": protocols, "environment": _environment(accelerator),
         "n_samples": n_samples,
     }
-    paths = write_report(results, out_dir, samples)
+    info = card_info(args, requested, model_local, hub_repo, record)
+    paths = write_report(results, out_dir, samples, info)
     summary = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
                         for s, m in r["splits"].items())
-    print(f"accuracy: {summary}\nwrote {len(paths)} files to {out_dir}")
-    if args.push_to_hub:
-        repo_id = args.hub_model_id or Path(model_name).name
-        push_report(out_dir, repo_id, results_repo=args.results_repo)
-        print(f"pushed to {repo_id}")
+    log.info(f"accuracy: {summary}")
+    log.info(f"wrote {len(paths)} files to {out_dir}")
+    if args.push_to_hub or args.results_repo:
+        for line in push(args, out_dir, hub_repo):
+            log.info(f"pushed {line}")
     return 0
 
 

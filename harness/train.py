@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.logging import get_logger
 
 from harness.data import DecodedSplit, Geometry, StreamingSplit
 from harness.predict import StreamCrops, loader, predict, predict_stream, stream_loader
@@ -24,6 +25,7 @@ SELECTION_RULES = {
     "best": "best validation accuracy over epochs (test splits never used)",
     "last": "the last epoch (the official scripts' post-training test; test splits never used)"}
 SELECTION_RULE = SELECTION_RULES["best"]
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -46,7 +48,7 @@ def _accuracy(pred) -> float:
 def _validate(accelerator, model, val, geo: Geometry, batch_size: int, allowed):
     if isinstance(val, StreamingSplit):
         return predict_stream(accelerator, model, val.ds, val.policy, geo, batch_size,
-                              val.on_corrupt, allowed)
+                              val.on_corrupt, allowed, val.processor)
     return predict(accelerator, model, val, geo, batch_size, allowed)
 
 
@@ -69,11 +71,17 @@ def _scheduler(optimizer, cfg: TrainConfig, steps: int, steps_per_epoch: int, st
 
 def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         val: DecodedSplit | StreamingSplit, geo: Geometry,
-        cfg: TrainConfig, ckpt_dir: Path, resume: bool, allowed=None):
+        cfg: TrainConfig, ckpt_dir: Path, resume: bool, allowed=None,
+        tracker_prefix: str = "train"):
     """Train ``model``; loads the best-on-validation weights before returning.
 
+    One optimiser step per ``accelerator.gradient_accumulation_steps`` batches
+    (``accelerator.accumulate``: gradients are summed, the loss scaled, the step and the
+    scheduler skipped in between). Per-epoch loss and validation accuracy go to the
+    accelerate trackers (``--report-to``) under ``tracker_prefix``.
+
     Returns the prepared model and the training log (per-epoch loss and validation accuracy,
-    and the chosen epoch).
+    the optimiser steps, and the chosen epoch).
     """
     from tqdm.auto import tqdm
 
@@ -88,17 +96,19 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         train_dl = loader(train, geo, cfg.batch_size, shuffle_seed=cfg.seed,
                           workers=cfg.workers)
         n_train = len(train.labels)
-    steps = cfg.epochs * math.ceil(n_train / (cfg.batch_size * accelerator.num_processes))
-    # accelerate steps a prepared scheduler once per process for each optimiser step
     procs = accelerator.num_processes
-    scheduler = _scheduler(optimizer, cfg, steps * procs, steps_per_epoch=procs * max(
-        1, math.ceil(n_train / (cfg.batch_size * procs))), streaming=stream is not None,
-        procs=procs)
+    accumulate = accelerator.gradient_accumulation_steps
+    batches = math.ceil(n_train / (cfg.batch_size * procs))  # per process and epoch
+    updates = max(1, math.ceil(batches / accumulate))  # the last batch of an epoch steps too
+    # accelerate steps a prepared scheduler once per process for each optimiser step
+    scheduler = _scheduler(optimizer, cfg, cfg.epochs * updates * procs,
+                           steps_per_epoch=procs * updates, streaming=stream is not None,
+                           procs=procs)
     model, optimizer, train_dl, scheduler = accelerator.prepare(model, optimizer, train_dl,
                                                                 scheduler)
     log_path = ckpt_dir / "training_log.json"
     log = {"epochs": [], "best_epoch": None, "best_validation_accuracy": -1.0,
-           "selection": SELECTION_RULES[cfg.select]}
+           "selection": SELECTION_RULES[cfg.select], "gradient_accumulation_steps": accumulate}
     start = 0
     if resume and log_path.exists():
         log = json.loads(log_path.read_text())
@@ -106,14 +116,14 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         if done:
             accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
             start = done[-1] + 1
-            accelerator.print(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
+            logger.info(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
     for epoch in range(start, cfg.epochs):
         model.train()
         if stream is not None:
             stream.set_epoch(epoch)
         else:
             train_dl.set_epoch(epoch)
-        total, count = 0.0, 0
+        total, count, steps = 0.0, 0, 0
         bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not accelerator.is_local_main_process)
         for pixels, labels, _ in bar:
@@ -124,13 +134,16 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
+                steps += accelerator.sync_gradients  # an optimiser step was taken
             total += loss.item() * len(labels)
             count += len(labels)
             bar.set_postfix(loss=f"{total / max(count, 1):.4f}")
         val_acc = _accuracy(_validate(accelerator, model, val, geo, cfg.batch_size, allowed))
         accelerator.save_state(str(ckpt_dir / f"epoch_{epoch}"))
         log["epochs"].append({"epoch": epoch, "train_loss": total / max(count, 1),
-                              "validation_accuracy": val_acc})
+                              "validation_accuracy": val_acc, "optimizer_steps": steps})
+        accelerator.log({f"{tracker_prefix}/train_loss": total / max(count, 1),
+                         f"{tracker_prefix}/validation_accuracy": val_acc}, step=epoch)
         if val_acc > log["best_validation_accuracy"]:
             log["best_validation_accuracy"], log["best_epoch"] = val_acc, epoch
         if accelerator.is_main_process:
@@ -138,8 +151,8 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
             tmp.write_text(json.dumps(log, indent=1))
             tmp.replace(log_path)
         accelerator.wait_for_everyone()
-        accelerator.print(f"epoch {epoch + 1}: train loss {total / max(count, 1):.4f}, "
-                          f"validation accuracy {val_acc:.4f}")
+        logger.info(f"epoch {epoch + 1}: train loss {total / max(count, 1):.4f}, "
+                    f"validation accuracy {val_acc:.4f}")
         if cfg.stop_after_epoch is not None and epoch + 1 >= cfg.stop_after_epoch \
                 and epoch + 1 < cfg.epochs:
             log["stopped_early"] = True

@@ -237,7 +237,9 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str, int]
             published.append((ref, row))
             stats.append(shards.ImageStat(label, semantic, ref.fold, facts.format,
                                           facts.width, facts.height, len(data),
-                                          facts.jpeg_quality))
+                                          facts.jpeg_quality, row.get("model_id"),
+                                          row.get("num_inference_steps"),
+                                          row.get("guidance_scale"), row.get("source")))
     published.sort(key=lambda p: (p[0].prompt_id, p[0].image_index))
     records = _publish(published, root_path, label, semantic)
     return records, stats
@@ -390,7 +392,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         sizes = {r.path: r.bytes for r in records}
         (tmp / "README.md").write_text(card.render(configs, counts, skipped, stats, sizes, fp,
                                                         repo_id, paper))
-        (tmp / "eval.yaml").write_text(card.render_eval_yaml())
+        (tmp / "eval.yaml").write_text(card.render_eval_yaml(configs))
         manifest = {
             "benchmark": iab.BENCHMARK_NAME, "version": iab.BENCHMARK_VERSION,
             "fingerprint": fp, "rows": len(refs), "configs": counts, "skipped_configs": skipped,

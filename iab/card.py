@@ -77,9 +77,23 @@ def _size_category(n: int) -> str:
     return "10M<n<100M"
 
 
+# Where the paper's real photographs of each subclass come from (the card's source_datasets)
+SOURCE_DATASETS = {"cat": "AFHQ", "dog": "AFHQ", "wild": "AFHQ", "FFHQ": "FFHQ",
+                   "celebahq": "CelebA-HQ", "bedroom": "LSUN", "church": "LSUN",
+                   "classroom": "LSUN", "ImageNet-1k": "ImageNet", "COCO": "COCO"}
+DEMO_MODEL_PREFIX = "tiny-random/"  # generation --tiny records model_id tiny-random/<generator>
+
+
+def is_demo(stats: list["ImageStat"]) -> bool:
+    """A demo build: its generated rows come from tiny random-weight pipelines."""
+    return any((s.model_id or "").startswith(DEMO_MODEL_PREFIX) for s in stats)
+
+
 def card_metadata(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str, int]],
-                  sizes: dict[str, int], total_rows: int) -> dict:
-    """The YAML front matter: Hub metadata, ``configs`` and one ``dataset_info`` per config."""
+                  sizes: dict[str, int], total_rows: int, stats: list["ImageStat"] | None = None,
+                  repo_id: str = iab.HUB_REPO_ID) -> dict:
+    """The YAML front matter (hub-docs datasetcard.md fields only): Hub metadata, ``configs``
+    and one ``dataset_info`` per config."""
     from datasets import DatasetInfo, SplitDict, SplitInfo
 
     all_files = set(sizes)
@@ -100,18 +114,25 @@ def card_metadata(configs: dict[str, dict[str, list[str]]], counts: dict[str, di
                            download_size=sum(sizes[f] for fs in splits.values() for f in fs),
                            dataset_size=sum(sizes[f] for fs in splits.values() for f in fs))
         infos.append({"config_name": name, **info._to_yaml_dict()})
-    return {
-        "pretty_name": iab.BENCHMARK_NAME,
+    stats = stats or []
+    present = [sem for sem in iab.SEMANTICS if any(st.semantic == sem for st in stats)]
+    sources = sorted({SOURCE_DATASETS[sem] for sem in present if sem in SOURCE_DATASETS})
+    meta = {
+        "pretty_name": iab.BENCHMARK_NAME + (" (demo build)" if is_demo(stats) else ""),
         "license": "other",
         "license_name": "imageattributionbench-mixed",
+        # the card's own Licenses section says what applies to which images
+        "license_link": f"https://huggingface.co/datasets/{repo_id}/blob/main/README.md#licenses",
         "language": ["en"],
         "task_categories": ["image-classification"],
         "tags": ["image-attribution", "model-attribution", "ai-generated-image-detection",
                  "synthetic-image-detection", "image-forensics", "benchmark"],
         "size_categories": [_size_category(total_rows)],
+        "source_datasets": sources if sources and not is_demo(stats) else None,
         "configs": configs_yaml,
         "dataset_info": infos,
     }
+    return {k: v for k, v in meta.items() if v is not None}
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -178,6 +199,25 @@ def _shortcut_table(stats: list["ImageStat"]) -> str:
                    "above chance"], rows)
 
 
+def _row_settings(stats: list["ImageStat"]) -> str:
+    """What a label's rows of this build really hold: model id, steps, guidance, size."""
+    if not stats:
+        return "no"
+    models = Counter(s.model_id for s in stats if s.model_id)
+    steps = Counter(s.steps for s in stats if s.steps is not None)
+    guidance = Counter(s.guidance for s in stats if s.guidance is not None)
+    sizes = Counter(f"{s.width}x{s.height}" for s in stats)
+    parts = [f"{len(stats)} rows"]
+    if models:
+        parts.append(", ".join(f"`{m}`" for m, _ in models.most_common(2)))
+    if steps:
+        parts.append(f"{steps.most_common(1)[0][0]} steps")
+    if guidance:
+        parts.append(f"guidance {guidance.most_common(1)[0][0]:g}")
+    parts.append(sizes.most_common(1)[0][0])
+    return "; ".join(parts)
+
+
 def paper_settings_text(g: iab.Generator) -> str:
     """The paper profile in a few words (the card's Labels table)."""
     p = g.paper
@@ -196,9 +236,17 @@ def paper_settings_text(g: iab.Generator) -> str:
     return ", ".join(bits)
 
 
-def _generators_table(present: set[str]) -> str:
-    rows = [["0", "`real`", "real photographs", "-", "-", "-", "-", "yes" if iab.REAL in present
-             else "no"]]
+def _generators_table(present: set[str], stats: list["ImageStat"] | None = None) -> str:
+    by_label: dict[str, list] = defaultdict(list)
+    for st in stats or []:
+        by_label[st.label].append(st)
+
+    def here(name: str) -> str:
+        if stats is None:
+            return "yes" if name in present else "no"
+        return _row_settings(by_label.get(name, []))
+
+    rows = [["0", "`real`", "real photographs", "-", "-", "-", "-", here(iab.REAL)]]
     for g in iab.GENERATORS:
         if g.runs == "diffusers":
             how = (f"diffusers `{g.pipeline}` (`{g.hub_id}`), {g.steps} steps, "
@@ -209,9 +257,9 @@ def _generators_table(present: set[str]) -> str:
             c = g.watermark_crop
             how += f"; watermark cropped (right {c.right} px, bottom {c.bottom} px)"
         rows.append([str(g.label_id), f"`{g.name}`", g.display_name, g.organization, g.released,
-                     how, paper_settings_text(g), "yes" if g.name in present else "no"])
+                     how, paper_settings_text(g), here(g.name)])
     return _table(["id", "label", "model", "by", "released", "how images are made (model card)",
-                   "the paper's settings", "in this build"], rows)
+                   "the paper's settings", "in this build (what its rows hold)"], rows)
 
 
 def paper_split_text(paper: dict | None) -> str:
@@ -267,11 +315,24 @@ def _load_examples(counts: dict[str, dict[str, int]], repo_id: str) -> str:
     return "\n".join(lines)
 
 
+def _demo_notice(stats: list["ImageStat"]) -> str:
+    if not is_demo(stats):
+        return ""
+    reals = Counter((s.source or "unknown").split(":")[0] for s in stats if s.label == iab.REAL)
+    real_text = ", ".join(f"{src} ({n})" for src, n in reals.most_common()) or "none"
+    return ("> **This is a demo build**, made offline on CPU by `iab demo`: its generated images "
+            "come from tiny random-weight versions of the diffusers pipelines "
+            f"(`model_id` `{DEMO_MODEL_PREFIX}<generator>`, a few steps, small images; the "
+            "Labels table shows what its rows really hold), and its real images from: "
+            f"{real_text}. Numbers measured on it say nothing about the real generators: use "
+            f"the published dataset `{iab.HUB_REPO_ID}` for that.\n\n")
+
+
 def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str, int]],
            skipped: dict[str, str], stats: list["ImageStat"], sizes: dict[str, int],
            fingerprint: str, repo_id: str = iab.HUB_REPO_ID, paper: dict | None = None) -> str:
     """The full README.md of a built repo."""
-    meta = card_metadata(configs, counts, sizes, len([s for s in stats]))
+    meta = card_metadata(configs, counts, sizes, len(stats), stats, repo_id)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
     labels_present = {s.label for s in stats}
     skipped_text = ("\n".join(f"- `{k}`: {v}" for k, v in skipped.items())
@@ -285,7 +346,9 @@ def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str,
         configs_table=_configs_table(counts),
         skipped=skipped_text,
         images_table=_images_table(stats),
-        generators_table=_generators_table(labels_present),
+        generators_table=_generators_table(labels_present, stats),
+        demo_notice=_demo_notice(stats),
+        paper_url=f"https://arxiv.org/abs/{iab.PAPER_ARXIV}",
         degradations_table=_degradations_table(),
         paper_split=paper_split_text(paper),
         load_examples=_load_examples(counts, repo_id),
@@ -300,27 +363,33 @@ def render(configs: dict[str, dict[str, list[str]]], counts: dict[str, dict[str,
     return f"---\n{front}---\n\n{body}"
 
 
-def eval_tasks() -> list[dict]:
-    """The leaderboard tasks as eval.yaml declares them."""
-    return [{"id": t.id, "name": t.name, "config": t.config,
-             "split": t.splits[0] if len(t.splits) == 1 else list(t.splits),
-             "metric": t.metric, "aggregate": t.aggregate, "description": t.description}
-            for t in iab.LEADERBOARD_TASKS]
+EVALUATION_FRAMEWORK = "imageattributionbench"  # to be added to huggingface.js eval.ts
 
 
-def render_eval_yaml() -> str:
-    """eval.yaml: registers the benchmark's headline numbers as Hub leaderboard tasks.
+def eval_tasks(configs=None) -> list[dict]:
+    """The Hub leaderboard tasks as eval.yaml declares them: id, config and one split each
+    (``imageattributionbench.HUB_TASKS``, those whose config the build has; the spec has no
+    other task fields for this framework)."""
+    return [{"id": t.id, "config": t.config, "split": t.split} for t in iab.HUB_TASKS
+            if configs is None or t.split in configs.get(t.config, ())]
 
-    Model repos report them in ``.eval_results/imageattributionbench.yaml`` with these task ids
-    (written by harness/run.py); values are percentages.
+
+def render_eval_yaml(configs: dict | None = None) -> str:
+    """eval.yaml (hub-docs eval-results.md): ``name``, ``description``,
+    ``evaluation_framework`` and ``tasks``, nothing else.
+
+    Model repos report the tasks in ``.eval_results/imageattributionbench.yaml`` (written by
+    harness/run.py) with these task ids; values are percentages. The framework id is the
+    project's own: the Hub validates it against huggingface.js ``EVALUATION_FRAMEWORKS``
+    (packages/tasks/src/eval.ts), where it must be added, and the benchmark must be
+    allow-listed by the Hub before its leaderboards show (README, Leaderboard).
     """
     doc = {
         "name": iab.BENCHMARK_NAME,
         "description": "Which generative model made this image? Attribution among real images "
-                       "and text-to-image generators, under unseen semantics and degradations "
-                       f"(arXiv:{iab.PAPER_ARXIV}).",
-        "evaluation_framework": "imageattributionbench",
-        "version": iab.BENCHMARK_VERSION,
-        "tasks": eval_tasks(),
+                       "and text-to-image generators, under unseen semantics, degradations and "
+                       f"unknown generators (arXiv:{iab.PAPER_ARXIV}). Values are percentages.",
+        "evaluation_framework": EVALUATION_FRAMEWORK,
+        "tasks": eval_tasks(configs),
     }
     return yaml.safe_dump(doc, sort_keys=False, width=100)

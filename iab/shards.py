@@ -241,22 +241,66 @@ def inspect_image(data: bytes, where: str, *, limit: int | None = None,
     return ImageFacts(fmt, w, h, quality)
 
 
-def write_shard(table: pa.Table, path: Path) -> None:
-    """Write a shard atomically (temp file + rename) in small row groups.
+# What the Hub's dataset viewer reads at once: datasets' MAX_ROW_GROUP_SIZE (100 MB) caps a
+# row group's bytes, iab.ROWS_PER_ROW_GROUP its rows; one 4096x4096 PNG can be 30 MB.
+ROW_GROUP_MAX_BYTES = 100 * 1000**2
+# Content-defined chunking (pyarrow >= 21): page boundaries follow the data, so a shard that
+# gains or loses rows re-uploads only the pages that changed (Xet storage deduplicates the
+# rest). The options are datasets' DEFAULT_CDC_OPTIONS, what push_to_hub writes.
+CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "norm_level": 0}
 
-    Statistics are skipped for the image column (min/max of image bytes would copy whole
-    images into the footer), and so is compression: image bytes are already compressed.
+
+def row_group_bounds(row_bytes: list[int], max_rows: int = iab.ROWS_PER_ROW_GROUP,
+                     max_bytes: int = ROW_GROUP_MAX_BYTES) -> list[tuple[int, int]]:
+    """(start, stop) of each row group: at most ``max_rows`` rows and ``max_bytes`` bytes
+    (a single larger row gets a group of its own)."""
+    bounds, start, size = [], 0, 0
+    for i, n in enumerate(row_bytes):
+        if i > start and (i - start >= max_rows or size + n > max_bytes):
+            bounds.append((start, i))
+            start, size = i, 0
+        size += n
+    if start < len(row_bytes):
+        bounds.append((start, len(row_bytes)))
+    return bounds
+
+
+def _row_bytes(table: pa.Table) -> list[int]:
+    import pyarrow.compute as pc
+
+    image = table.column("image")
+    if pa.types.is_struct(image.type):
+        image = pa.chunked_array([c.field("bytes") for c in image.chunks], type=pa.binary())
+    other = (table.nbytes - image.nbytes) // max(table.num_rows, 1)
+    return [(n or 0) + other for n in pc.binary_length(image).to_pylist()]
+
+
+def write_shard(table: pa.Table, path: Path) -> None:
+    """Write a shard atomically (temp file + rename) the way the Hub's viewer and Xet read
+    best: row groups capped by rows and bytes (:func:`row_group_bounds`), a page index, and
+    content-defined chunking (:data:`CDC_OPTIONS`).
+
+    Image bytes are stored plain: no compression (they are compressed already), no dictionary
+    and no statistics (min/max of image bytes would copy whole images into the footer).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    plain = ["image.bytes"] if pa.types.is_struct(table.schema.field("image").type) else \
+        ["image"]
+    leaves = [c for c in table.column_names if c != "image"] + \
+        (["image.path"] if plain == ["image.bytes"] else [])
     try:
-        pq.write_table(
-            table, tmp, row_group_size=iab.ROWS_PER_ROW_GROUP,
-            write_statistics=[c for c in table.column_names if c != "image"],
-            compression={c: "snappy" for c in table.column_names if c != "image"}
-            | {"image.bytes": "none", "image.path": "snappy"},
-        )
+        with pq.ParquetWriter(
+                tmp, table.schema, write_statistics=leaves,
+                compression={c: "snappy" for c in leaves} | {c: "none" for c in plain},
+                use_dictionary=leaves, column_encoding={c: "PLAIN" for c in plain},
+                write_page_index=True, use_content_defined_chunking=CDC_OPTIONS) as writer:
+            writer.add_key_value_metadata({"content_defined_chunking": json.dumps(CDC_OPTIONS)})
+            for start, stop in row_group_bounds(_row_bytes(table), iab.ROWS_PER_ROW_GROUP,
+                                                ROW_GROUP_MAX_BYTES):
+                writer.write_table(table.slice(start, stop - start),
+                                   row_group_size=stop - start)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -314,3 +358,8 @@ class ImageStat:
     height: int
     nbytes: int
     jpeg_quality: int | None
+    # how the image was made, as its row says (the card shows a build's real settings)
+    model_id: str | None = None
+    steps: int | None = None
+    guidance: float | None = None
+    source: str | None = None

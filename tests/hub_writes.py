@@ -59,6 +59,7 @@ class Write:
     pr: int | None = None  # the pull request a commit went to (or opened)
     commit: str | None = None
     contents: dict[str, bytes] = field(default_factory=dict, repr=False)
+    visibility: str | None = None  # create_repo: "private", "public" ... as asked (or None)
 
 
 class Refused(Exception):
@@ -172,7 +173,10 @@ class RecordingHub:
         if (self.repo_path(repo_type, repo_id) / "HEAD").exists():
             raise Refused(409, "You already created this repo", url=url)
         self.create_repo(repo_type, repo_id)
-        self.writes.append(Write("create_repo", repo_type, repo_id, who[0]))
+        visibility = body.get("visibility") or (
+            None if body.get("private") is None else ("private" if body["private"] else "public"))
+        self.writes.append(Write("create_repo", repo_type, repo_id, who[0],
+                                 visibility=visibility))
         return {"url": url, "name": repo_id}
 
     def handle_commit(self, who, repo_type: str, repo_id: str, revision: str, lines: list[dict],

@@ -50,13 +50,24 @@ def test_card_prose(built):
 def test_eval_yaml_declares_the_leaderboard_tasks(built):
     repo, report = built
     doc = yaml.safe_load((repo / "eval.yaml").read_text())
+    # hub-docs eval-results.md: these four keys; each task an id, one config and one split
+    assert list(doc) == ["name", "description", "evaluation_framework", "tasks"]
     assert doc["name"] == "ImageAttributionBench"
+    assert doc["evaluation_framework"] == "imageattributionbench"
     ids = [t["id"] for t in doc["tasks"]]
-    assert ids == [t.id for t in iab.LEADERBOARD_TASKS] and len(set(ids)) == len(ids)
+    assert ids == [t.id for t in iab.HUB_TASKS if t.config in report.configs]
+    assert len(set(ids)) == len(ids) and "standard_accuracy" in ids
     for task in doc["tasks"]:
-        assert task["config"] in report.configs
-        splits = task["split"] if isinstance(task["split"], list) else [task["split"]]
-        assert set(splits) <= set(report.configs[task["config"]])
+        assert set(task) == {"id", "config", "split"}
+        assert isinstance(task["split"], str)
+        assert task["split"] in report.configs[task["config"]]
+
+
+def test_eval_yaml_leaves_out_tasks_of_configs_a_build_lacks():
+    from iab.card import eval_tasks
+
+    tasks = eval_tasks({"standard": {"train": [], "validation": [], "test": []}})
+    assert tasks == [{"id": "standard_accuracy", "config": "standard", "split": "test"}]
 
 
 def test_manifest_matches_the_files(built):

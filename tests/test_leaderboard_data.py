@@ -225,24 +225,25 @@ def test_blank_cells_are_explained(board):
 
 
 class FakeHfApi:
-    """The three HfApi calls push_report makes; upload_file writes into a local 'repo'."""
+    """The HfApi calls push_report makes for a results repo; commits write into a local
+    'repo'. (The push paths against the Hub's write API: tests/test_hub_push.py.)"""
 
     token = "hf_fake"
+    endpoint = "https://huggingface.co"
 
     def __init__(self, repo_root):
         self.repo_root = repo_root
 
-    def create_repo(self, repo_id, **kw):
-        return f"https://huggingface.co/{repo_id}"
+    def whoami(self):
+        return {"name": "epsilon"}
 
-    def upload_folder(self, **kw):
-        pass
-
-    def upload_file(self, *, path_or_fileobj, path_in_repo, repo_id, repo_type, **kw):
+    def create_commit(self, repo_id, operations, *, repo_type, **kw):
         assert repo_type == "dataset"
-        dest = self.repo_root / path_in_repo
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path_or_fileobj, dest)
+        for op in operations:
+            dest = self.repo_root / op.path_in_repo
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(op.path_or_fileobj, dest)
+        return type("CommitInfo", (), {"pr_revision": None, "pr_url": None})()
 
 
 def test_a_pushed_results_file_appears_after_reload(root, tmp_path):
@@ -252,15 +253,20 @@ def test_a_pushed_results_file_appears_after_reload(root, tmp_path):
         fetched.append(repo_id)
         return root
 
+    sha = "5503434ddd753f426f4b38109466949a1217c2bb"
     source = Source(results_repo="ImageAttributionBench/ImageAttributionBench-results",
-                    dataset_revision=REVISION, fetch=fetch, verify=False)
+                    dataset_revision=sha, fetch=fetch, verify=False)
     assert "epsilon/new-model" not in {e.model_id for e in source.board().entries}
     out = tmp_path / "run"
-    write_results(make_results("epsilon/new-model", standard=95,
-                               created_at="2026-12-01T00:00:00Z"), out)
+    results = make_results("epsilon/new-model", standard=95, created_at="2026-12-01T00:00:00Z",
+                           revision=sha)
+    results["schema_version"] = 2  # results that name their dataset revision can be pushed
+    results["dataset"].update(local=False, fingerprint=None, hub_copy_of=None)
+    results["model"]["local"] = False
+    write_results(results, out)
     (out / "samples_standard_2026-12-01T00-00-00Z.parquet").write_bytes(b"PAR1")
     (out / "samples_standard_2025-01-01T00-00-00Z.parquet").write_bytes(b"another run's")
-    push_report(out, "epsilon/new-model", api=FakeHfApi(root),
+    push_report(out, "epsilon/new-model", api=FakeHfApi(root), model=False,
                 results_repo="ImageAttributionBench/ImageAttributionBench-results")
     assert (root / "epsilon/new-model/results_2026-12-01T00-00-00Z.json").is_file()
     # its samples go beside it (the board verifies from them), another run's do not

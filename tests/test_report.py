@@ -30,6 +30,7 @@ from leaderboard_fixtures import LABELS, confusion
 
 CREATED_AT = "2026-11-27T23:59:00Z"
 ISO = "2026-11-27T23-59-00Z"
+SHA = "5503434ddd753f426f4b38109466949a1217c2bb"
 
 
 def split_metrics(correct: int, **extra) -> dict:
@@ -74,10 +75,13 @@ def make_results(model_id: str = "acme/vit-tiny") -> dict:
             "summary": {"seen": seen / 100, "unseen": unseen / 100, "gap": (seen - unseen) / 100},
         }
     return {
-        "schema_version": 1, "benchmark": "ImageAttributionBench", "benchmark_version": iab.BENCHMARK_VERSION,
+        "schema_version": 2, "benchmark": "ImageAttributionBench",
+        "benchmark_version": iab.BENCHMARK_VERSION,
         "created_at": CREATED_AT,
-        "dataset": {"repo": "ImageAttributionBench/ImageAttributionBench", "revision": "abc123"},
-        "model": {"id": model_id, "revision": None, "parameters": 5_000_000},
+        "dataset": {"repo": "ImageAttributionBench/ImageAttributionBench", "revision": SHA,
+                    "local": False, "fingerprint": "f" * 64, "hub_copy_of": None},
+        "model": {"id": model_id, "revision": None, "parameters": 5_000_000,
+                  "local": "/" not in model_id},
         "method": "finetune",
         "run_config": {"epochs": 3, "lr": 1e-4},
         "checkpoint_selection": "best validation accuracy over epochs (test never used)",
@@ -126,7 +130,19 @@ def _unknown_protocol(r):
 
 
 def _schema_version(r):
-    r["schema_version"] = 2
+    r["schema_version"] = 3
+
+
+def _absolute_model_path(r):
+    r["model"]["id"] = "/home/alice/models/vit"
+
+
+def _branch_not_sha(r):
+    r["dataset"]["revision"] = "main"
+
+
+def _local_with_revision(r):
+    r["dataset"].update(repo="demo/repo", local=True)
 
 
 def _benchmark_version(r):
@@ -149,7 +165,10 @@ def _missing_open_set_auroc(r):
     (_set_accuracy, "protocols.standard.splits.test.accuracy", "1.5"),
     (_drop_model_id, "model.id", "missing key"),
     (_unknown_protocol, "protocols.bogus", "unknown protocol 'bogus'"),
-    (_schema_version, "schema_version", "2"),
+    (_schema_version, "schema_version", "3"),
+    (_absolute_model_path, "model.id", "absolute path"),
+    (_branch_not_sha, "dataset.revision", "not a commit sha"),
+    (_local_with_revision, "dataset.revision", "a local build has no revision"),
     (_benchmark_version, "benchmark_version", "0.9.0"),
     (_unknown_split, "protocols.standard.splits.test_seen", "unknown split"),
     (_bad_confusion, "protocols.standard.splits.test.confusion_matrix", "sum to 101"),
@@ -188,7 +207,7 @@ def test_invalid_results_are_refused_on_write_and_load(results, tmp_path):
     bad.write_text(json.dumps(results))
     with pytest.raises(iab.BenchmarkError, match="not a valid"):
         load_results(bad)
-    assert load_results(bad, validate=False)["schema_version"] == 1
+    assert load_results(bad, validate=False)["schema_version"] == 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,16 +316,17 @@ def test_model_card_metadata_and_model_index(report):
         assert r["task"]["type"] == "image-classification"
         assert r["dataset"]["type"] == "ImageAttributionBench/ImageAttributionBench"
         assert r["dataset"]["name"] == "ImageAttributionBench"
-        assert r["dataset"]["revision"] == "abc123"
+        assert r["dataset"]["revision"] == SHA
         (metric,) = r["metrics"]
         got[(r["dataset"]["config"], r["dataset"].get("split"), metric["type"])] = metric["value"]
     assert got == {
         ("standard", "test", "accuracy"): 90.0,
-        ("degraded", None, "accuracy"): 70.0,
-        ("degraded", "blur_s5", "accuracy"): 50.0,
-        ("semantic_disjoint", "test", "accuracy"): 61.67,
-        ("open_set", "test", "auroc"): 87.65,
+        **{("degraded", d, "accuracy"): float(c) for d, c in DEGRADED_CORRECT.items()},
+        **{(p, "test", "accuracy"): float(u) for p, (_, u) in SEMANTIC_CORRECT.items()},
+        ("open_set", "test", "roc_auc"): 87.65,  # a Hub metric id (hf.co/metrics)
     }
+    assert set(meta["metrics"]) == {"accuracy", "roc_auc"}
+    assert "model_name" not in meta  # not a model-card field: the model-index carries it
 
 
 def test_model_card_body_embeds_existing_images_and_tables(report):
@@ -323,86 +343,94 @@ def test_model_card_body_embeds_existing_images_and_tables(report):
     assert "gap 32.00 points" in text  # semantic_disjoint: seen 92, unseen 60
 
 
+EXPECTED_HUB_VALUES = {
+    "standard_accuracy": 90.0,
+    **{f"degraded_{d}_accuracy": float(c) for d, c in DEGRADED_CORRECT.items()},
+    **{f"{p}_accuracy": float(u) for p, (_, u) in SEMANTIC_CORRECT.items()},
+    "open_set_auroc": 87.65,
+}
+
+
 def test_eval_results_yaml(report):
     out, _ = report
     entries = yaml.safe_load((out / EVAL_RESULTS_PATH).read_text())
-    task_ids = {t.id for t in iab.LEADERBOARD_TASKS}
-    assert {e["dataset"]["task_id"] for e in entries} == task_ids
+    assert [e["dataset"]["task_id"] for e in entries] == [t.id for t in iab.HUB_TASKS]
     for e in entries:
-        assert e["dataset"]["id"] == iab.HUB_REPO_ID
-        assert e["dataset"]["revision"] == "abc123"
-        assert e["value"] == EXPECTED_VALUES[e["dataset"]["task_id"]]
+        assert e["dataset"] == {"id": iab.HUB_REPO_ID, "task_id": e["dataset"]["task_id"],
+                                "revision": SHA}
+        assert e["value"] == EXPECTED_HUB_VALUES[e["dataset"]["task_id"]]
         assert 1 < e["value"] <= 100  # percent, not fractions
         assert e["date"] == CREATED_AT and e["notes"] == "finetune"
-        assert "source" not in e
+        assert "source" not in e  # known once pushed
 
 
-def test_eval_results_entries_for_a_local_dataset_with_a_source(results, tmp_path):
-    results["dataset"] = {"repo": str(tmp_path), "revision": None}  # a local build
-    entries = eval_results_entries(results, "2026-11-28", source_url="https://example.org/run")
-    assert len(entries) == 5
+def test_a_local_build_has_no_leaderboard_entries(results, tmp_path):
+    results["dataset"] = {"repo": "demo/repo", "revision": None, "local": True,
+                          "fingerprint": "a" * 64, "hub_copy_of": None}
+    assert validate_results(results) == []
+    assert eval_results_entries(results, "2026-11-28") == []
+    paths = write_report(results, tmp_path)
+    assert "eval_results" not in paths and not (tmp_path / EVAL_RESULTS_PATH).exists()
+    meta = metadata_load(tmp_path / "README.md")
+    assert "model-index" not in meta and "datasets" not in meta
+    assert "local build" in (tmp_path / "README.md").read_text()
+    # a verified copy of a Hub revision counts for that revision
+    results["dataset"]["hub_copy_of"] = {"repo": "someone/iab-mirror", "revision": SHA}
+    entries = eval_results_entries(results, "2026-11-28", source_url="https://example.org/r")
     assert entries[0] == {
-        "dataset": {"id": iab.HUB_REPO_ID, "task_id": "standard_accuracy"},
+        "dataset": {"id": "someone/iab-mirror", "task_id": "standard_accuracy",
+                    "revision": SHA},
         "value": 90.0, "date": "2026-11-28",
-        "source": {"url": "https://example.org/run", "name": "ImageAttributionBench harness"},
+        "source": {"url": "https://example.org/r", "name": "ImageAttributionBench results file"},
         "notes": "finetune",
     }
-    results["dataset"]["repo"] = "someone/iab-mirror"
-    assert eval_results_entries(results, "x")[0]["dataset"]["id"] == "someone/iab-mirror"
+
+
+def test_version_1_files_are_read_but_never_count_for_the_hub(results):
+    from harness.results import hub_dataset
+
+    results["schema_version"] = 1
+    results["dataset"] = {"repo": iab.HUB_REPO_ID, "revision": "abc123"}
+    del results["model"]["local"]
+    assert validate_results(results) == []
+    assert hub_dataset(results) is None and eval_results_entries(results, "x") == []
 
 
 # ---------------------------------------------------------------------------------------------
-# Upload, with a recording fake HfApi (the write API has no offline equivalent)
+# Upload (the push paths end to end: tests/test_hub_push.py)
 # ---------------------------------------------------------------------------------------------
-
-
-class RecordingApi:
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-        return f"https://huggingface.co/{repo_id}"
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-
-    def upload_file(self, **kwargs):
-        self.calls.append(("upload_file", kwargs))
 
 
 @pytest.mark.parametrize("model_id, expected_dir", [
     ("acme/vit-tiny", "acme/vit-tiny"),
     ("resnet-tiny", "community/resnet-tiny"),
 ])
-def test_push_report_calls(tmp_path, model_id, expected_dir):
-    out = tmp_path / "out"
-    write_results(make_results(model_id), out)  # all push_report reads; plots would only slow
-    api = RecordingApi()
-    url = push_report(out, "me/vit-iab", api=api, token="hf_x", private=True,
-                      results_repo="ImageAttributionBench/results")
-    assert url == "https://huggingface.co/me/vit-iab"
-    assert [c[0] for c in api.calls] == ["create_repo", "upload_folder", "upload_file"]
-    _, repo, kw = api.calls[0]
-    assert repo == "me/vit-iab"
-    assert kw == {"token": "hf_x", "private": True, "repo_type": "model", "exist_ok": True}
-    folder = api.calls[1][1]
-    assert folder["repo_id"] == "me/vit-iab" and folder["repo_type"] == "model"
-    assert folder["folder_path"] == str(out) and folder["token"] == "hf_x"
-    upload = api.calls[2][1]
-    assert upload["repo_id"] == "ImageAttributionBench/results"
-    assert upload["repo_type"] == "dataset" and upload["token"] == "hf_x"
-    assert upload["path_in_repo"] == f"{expected_dir}/results_{ISO}.json"
-    assert upload["path_in_repo"] == results_repo_path(make_results(model_id))
-    assert upload["path_or_fileobj"] == str(out / f"results_{ISO}.json")
+def test_results_repo_path(model_id, expected_dir):
+    assert results_repo_path(make_results(model_id)) == f"{expected_dir}/results_{ISO}.json"
 
 
-def test_push_report_without_results_repo_uploads_only_the_model_repo(report):
-    out, _ = report
-    api = RecordingApi()
-    push_report(out, "me/vit-iab", api=api, token="hf_x")
-    assert [c[0] for c in api.calls] == ["create_repo", "upload_folder"]
-    assert api.calls[0][2]["private"] is False
+def test_files_to_push_is_an_allow_list(report, tmp_path):
+    import shutil
+
+    from harness.report import files_to_push
+
+    out, paths = report
+    folder = tmp_path / "out"
+    shutil.copytree(out, folder)
+    for stray in ("checkpoints/standard/epoch_0/optimizer.bin", "init/model.safetensors",
+                  "models/open_set/model.safetensors", ".env", "logs/events.out",
+                  "results_2020-01-01T00-00-00Z.json", "notes.txt"):
+        (folder / stray).parent.mkdir(parents=True, exist_ok=True)
+        (folder / stray).write_bytes(b"x")
+    got = files_to_push(folder, make_results())
+    assert got == sorted({p.relative_to(out).as_posix() for p in paths.values()})
+
+
+class _NeverCalled:
+    token = None
+
+    def __getattr__(self, name):
+        raise AssertionError(f"{name} called")
 
 
 def test_push_report_without_token_calls_nothing(report, monkeypatch):
@@ -411,7 +439,66 @@ def test_push_report_without_token_calls_nothing(report, monkeypatch):
     out, _ = report
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr(huggingface_hub, "get_token", lambda: None)
-    api = RecordingApi()
     with pytest.raises(iab.BenchmarkError, match=r"hf auth login.*HF_TOKEN"):
-        push_report(out, "me/vit-iab", api=api, results_repo="ImageAttributionBench/results")
-    assert api.calls == []
+        push_report(out, "me/vit-iab", api=_NeverCalled(),
+                    results_repo="ImageAttributionBench/results")
+
+
+def test_push_report_refuses_local_build_results(tmp_path):
+    results = make_results()
+    results["dataset"] = {"repo": "demo/repo", "revision": None, "local": True,
+                          "fingerprint": "a" * 64, "hub_copy_of": None}
+    write_results(results, tmp_path)
+    with pytest.raises(iab.BenchmarkError, match="local build"):
+        push_report(tmp_path, "me/x", api=_NeverCalled(), token="hf_x")
+
+
+# ---------------------------------------------------------------------------------------------
+# What the card says about the pushed repo: base model, license, how to load it
+# ---------------------------------------------------------------------------------------------
+
+
+def _card_args(**over):
+    from harness.options import parse_args
+
+    return parse_args(["--model", "m", *sum(([f"--{k}", v] for k, v in over.items()), [])])
+
+
+def test_card_info_names_the_base_model_and_inherits_its_license(tmp_path, monkeypatch):
+    from harness import publish
+
+    monkeypatch.setattr(publish, "_card_license",
+                        lambda model, rev: {"license": "apache-2.0"} if model ==
+                        "microsoft/resnet-50" else {})
+    info = publish.card_info(_card_args(), "microsoft/resnet-50", False, "me/r50-iab", None)
+    assert (info.base_model, info.license, info.repo_id, info.library_name) == (
+        "microsoft/resnet-50", "apache-2.0", "me/r50-iab", "transformers")
+    assert publish.card_info(_card_args(license="mit"), "microsoft/resnet-50", False, None,
+                             None).license == "mit"  # --license wins
+    ssp = publish.card_info(_card_args(), "init:ssp", True, None, None)
+    assert ssp.base_model == "microsoft/resnet-50"  # the paper's start: ImageNet weights
+    assert publish.card_info(_card_args(), "init:ssp:tiny", True, None, None).base_model is None
+    local = tmp_path / "mine"
+    local.mkdir()
+    (local / "README.md").write_text("---\nlicense: cc-by-4.0\n---\n# mine\n")
+    monkeypatch.undo()
+    info = publish.card_info(_card_args(), str(local), True, None, None)
+    assert info.base_model is None and info.license == "cc-by-4.0"  # a local start's own card
+    probe = publish.card_info(_card_args(method="linear_probe"), str(local), True, None, None)
+    assert probe.library_name is None  # a head's weights: no library loads the folder alone
+
+
+def test_a_method_checkpoint_card_says_how_to_load_it():
+    from harness.model_card import CardInfo, model_card
+
+    results = make_results()
+    results["run_config"]["method_record"] = {
+        "model_type": "iab-ssp", "reference": "Chen et al., 2024", "input_policy": "native_crop",
+        "paper_hyperparameters": {"lr": 1e-4}, "architecture": {"patch_size": 32}}
+    card = model_card(results, CardInfo(repo_id="me/ssp-iab", base_model="microsoft/resnet-50",
+                                        license="mit", library_name="transformers"))
+    assert card.data.base_model == "microsoft/resnet-50" and card.data.license == "mit"
+    text = str(card)
+    assert "import methods" in text and "no remote" in text and 'pip install -e ".[harness]"' \
+        in text
+    assert 'pipeline("image-classification", model="me/ssp-iab")' in text

@@ -22,6 +22,9 @@ def _relabel(folder, labels):
 
 
 def _score(folder, tmp_path):
+    # a folder that resolves as a build: the model is checked before any row is read
+    (tmp_path / "unused").mkdir(exist_ok=True)
+    (tmp_path / "unused" / "manifest.json").write_text(json.dumps({"fingerprint": "0" * 64}))
     harness_run.main(harness_run.parse_args(
         ["--model", str(folder), "--method", "score", "--dataset", str(tmp_path / "unused"),
          "--output-dir", str(tmp_path / "out")]))

@@ -4,6 +4,11 @@ An `evaluate` module, loadable offline from its folder::
 
     metric = evaluate.load("harness/metrics/attribution_metrics")
     metric.compute(predictions=..., references=..., scores=..., semantics=..., labels=[...])
+    metric.compute(predictions=..., references=...)  # as evaluate.evaluator / combine call it
+
+Only `predictions` and `references` are required: the metrics that need `scores` (macro AUROC,
+mean AP, open-set AUROC) are None without them, per-semantic accuracy is None without
+`semantics`, and labels default to their ids ("0", "1", ...).
 
 Computed with numpy only; AUROC and average precision follow scikit-learn's definitions exactly
 (mid-rank ties; step-wise AP without interpolation), so numbers match sklearn to float precision.
@@ -27,10 +32,13 @@ on images from known ones (`known_accuracy`). All scores are fractions in [0, 1]
 
 _CITATION = """\
 @misc{imageattributionbench,
-  title         = {ImageAttributionBench},
+  title         = {ImageAttributionBench: How Far Are We from Generalizable Attribution?},
+  author        = {Mou, Tingshu and others},
   year          = {2026},
   eprint        = {2605.12967},
-  archivePrefix = {arXiv}
+  archivePrefix = {arXiv},
+  primaryClass  = {cs.CV},
+  url           = {https://arxiv.org/abs/2605.12967}
 }
 """
 
@@ -38,18 +46,22 @@ _KWARGS_DESCRIPTION = """\
 Args:
     predictions (`list[int]`): predicted label id per sample.
     references (`list[int]`): true label id per sample.
-    scores (`list[list[float]]`): per sample, the model's probability for every label,
-        in the order of `labels` (length `len(labels)`).
-    semantics (`list[str]`): per sample, its semantic subclass (e.g. "cat", "FFHQ").
-    labels (`list[str]`): the label names; id i is `labels[i]`.
+    scores (`list[list[float]]`, *optional*): per sample, the model's probability for every
+        label, in the order of `labels` (length `len(labels)`); without them macro_auroc,
+        mean_ap and auroc_unknown are None.
+    semantics (`list[str]`, *optional*): per sample, its semantic subclass (e.g. "cat",
+        "FFHQ"); without them per_semantic_accuracy is None.
+    labels (`list[str]`, *optional*): the label names; id i is `labels[i]` (default: "0",
+        "1", ... up to the largest id given, or the length of a scores row).
     known_labels (`list[str]`, *optional*): open-set protocol; samples whose reference label is
         not in this list are the "unknown" ones.
 Returns:
     n_samples (`int`), accuracy (`float`), macro_f1 (`float`, over labels present in references
     or predictions), macro_auroc (`float` or None: one-vs-rest over labels present in references;
-    None with fewer than 2), mean_ap (`float`: macro average precision over labels present in
-    references), per_class_accuracy (`dict[str, float | None]`: recall per label, None if absent),
-    per_semantic_accuracy (`dict[str, float]`), confusion_matrix (`list[list[int]]`, rows are
+    None with fewer than 2 or without scores), mean_ap (`float`, None without scores: macro
+    average precision over labels present in references), per_class_accuracy
+    (`dict[str, float | None]`: recall per label, None if absent), per_semantic_accuracy
+    (`dict[str, float]`, None without semantics), confusion_matrix (`list[list[int]]`, rows are
     references, columns predictions), labels (`list[str]`); with `known_labels` also
     auroc_unknown (`float` or None if only known or only unknown samples) and known_accuracy
     (`float` or None if no known samples).
@@ -105,6 +117,19 @@ def _check_ids(name: str, ids: np.ndarray, n_labels: int) -> None:
         )
 
 
+def _all_or_none(name: str, values):
+    """The values, or None when every one is missing (None, [] or ""); a partial column is
+    refused."""
+    absent = [v is None or len(v) == 0 for v in (values if values is not None else [])]
+    if values is None or all(absent):
+        return None
+    missing = [i for i, a in enumerate(absent) if a]
+    if missing:
+        raise ValueError(f"{name}[{missing[0]}] is missing: give {name} for every sample "
+                         "or for none")
+    return values
+
+
 def _check_names(name: str, names: Sequence[str]) -> list[str]:
     if isinstance(names, str) or not all(isinstance(x, str) for x in names):
         raise ValueError(f"{name} must be a list of label names (strings), got {names!r}")
@@ -135,42 +160,68 @@ class AttributionMetrics(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2605.12967"],
         )
 
+    @staticmethod
+    def _fill_optional(kwargs: dict, n: int) -> None:
+        """scores and semantics may be left out: stored empty ([] and ""), reported absent."""
+        for name, empty in (("scores", []), ("semantics", "")):
+            if kwargs.get(name) is None:
+                kwargs[name] = [empty] * n
+
+    def compute(self, *, predictions=None, references=None, **kwargs):
+        """``predictions`` and ``references`` are enough (what ``evaluate.evaluator`` and
+        ``evaluate.combine`` pass); see the module's inputs for the rest."""
+        if predictions is not None and references is not None:
+            self._fill_optional(kwargs, len(references))
+        return super().compute(predictions=predictions, references=references, **kwargs)
+
+    def add_batch(self, *, predictions=None, references=None, **kwargs):
+        """Add a batch of ``predictions`` and ``references`` (``scores`` and ``semantics``
+        optional, as in ``compute``).
+        """
+        if references is not None:
+            self._fill_optional(kwargs, len(references))
+        return super().add_batch(predictions=predictions, references=references, **kwargs)
+
     def _compute(
         self,
         predictions,
         references,
-        scores,
-        semantics,
-        labels: list[str],
+        scores=None,
+        semantics=None,
+        labels: list[str] | None = None,
         known_labels: list[str] | None = None,
     ) -> dict:
+        n = len(references)
+        if n == 0:
+            raise ValueError("no samples: predictions, references, scores and semantics are empty")
+        scores = _all_or_none("scores", scores)
+        semantics = _all_or_none("semantics", semantics)
+        if labels is None:
+            width = len(scores[0]) if scores is not None else 1 + max(
+                max(map(int, references)), max(map(int, predictions)))
+            labels = [str(i) for i in range(width)]
         labels = _check_names("labels", labels)
         k = len(labels)
         if k == 0:
             raise ValueError("labels is empty: pass the label names, id i being labels[i]")
-        n = len(references)
-        if n == 0:
-            raise ValueError("no samples: predictions, references, scores and semantics are empty")
 
-        for i, row in enumerate(scores):
-            if row is None or len(row) != k:
-                got = "none" if row is None else f"length {len(row)}"
+        for i, row in enumerate(scores or []):
+            if len(row) != k:
                 raise ValueError(
-                    f"scores[{i}] has {got}: expected length {k}, one probability per label "
-                    f"in the order of labels"
+                    f"scores[{i}] has length {len(row)}: expected length {k}, one probability "
+                    f"per label in the order of labels"
                 )
-        for i, sem in enumerate(semantics):
-            if sem is None:
-                raise ValueError(f"semantics[{i}] is missing: every sample needs its semantic")
 
         y_true = np.asarray(references, dtype=np.int64)
         y_pred = np.asarray(predictions, dtype=np.int64)
         _check_ids("references", y_true, k)
         _check_ids("predictions", y_pred, k)
-        prob = np.asarray(scores, dtype=np.float64).reshape(n, k)
-        if not np.isfinite(prob).all():
-            i = int(np.flatnonzero(~np.isfinite(prob).all(axis=1))[0])
-            raise ValueError(f"scores[{i}] holds a NaN or infinite value")
+        prob = None
+        if scores is not None:
+            prob = np.asarray(scores, dtype=np.float64).reshape(n, k)
+            if not np.isfinite(prob).all():
+                i = int(np.flatnonzero(~np.isfinite(prob).all(axis=1))[0])
+                raise ValueError(f"scores[{i}] holds a NaN or infinite value")
 
         cm = np.zeros((k, k), dtype=np.int64)
         np.add.at(cm, (y_true, y_pred), 1)
@@ -183,13 +234,18 @@ class AttributionMetrics(evaluate.Metric):
         seen = (support + predicted) > 0
         f1 = 2 * tp[seen] / (support[seen] + predicted[seen])
         present = np.flatnonzero(support > 0)
-        macro_auroc = None
-        if len(present) >= 2:
+        macro_auroc = mean_ap = None
+        if prob is not None and len(present) >= 2:
             macro_auroc = float(np.mean([_auroc(y_true == c, prob[:, c]) for c in present]))
-        mean_ap = float(np.mean([_average_precision(y_true == c, prob[:, c]) for c in present]))
+        if prob is not None:
+            mean_ap = float(np.mean([_average_precision(y_true == c, prob[:, c])
+                                     for c in present]))
 
-        sem = np.asarray(semantics, dtype=object)
-        per_semantic = {str(s): float(correct[sem == s].mean()) for s in sorted(set(semantics))}
+        per_semantic = None
+        if semantics is not None:
+            sem = np.asarray(semantics, dtype=object)
+            per_semantic = {str(s): float(correct[sem == s].mean())
+                            for s in sorted(set(semantics))}
 
         out = {
             "n_samples": int(n),
@@ -219,10 +275,13 @@ class AttributionMetrics(evaluate.Metric):
             raise ValueError("known_labels is empty: name the labels seen in training")
         known_ids = np.array([labels.index(x) for x in known_labels])
         is_known = np.isin(y_true, known_ids)
-        # Maximum softmax probability baseline: low confidence over the known labels = unknown.
-        unknown_score = 1.0 - prob[:, known_ids].max(axis=1)
         both = 0 < is_known.sum() < len(is_known)
+        auroc_unknown = None
+        if prob is not None and both:
+            # Maximum softmax probability baseline: low confidence over the known labels =
+            # unknown.
+            auroc_unknown = _auroc(~is_known, 1.0 - prob[:, known_ids].max(axis=1))
         return {
-            "auroc_unknown": _auroc(~is_known, unknown_score) if both else None,
+            "auroc_unknown": auroc_unknown,
             "known_accuracy": float(correct[is_known].mean()) if is_known.any() else None,
         }
