@@ -236,9 +236,9 @@ def caption_images(pipe: Any, images: Sequence[str | Path | Image.Image], semant
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from iab.progress import progress as progress_bar
 
-        bar = tqdm(total=len(images), unit="image", desc=f"captioning {semantic}")
+        bar = progress_bar(total=len(images), unit="image", desc=f"captioning {semantic}")
     results: list[CaptionResult] = []
     for start in range(0, len(images), batch_size):
         chunk = range(start, min(start + batch_size, len(images)))

@@ -20,7 +20,7 @@ import imageattributionbench as iab
 from iab.scripts import run_script
 from generation import work
 from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
-                                  tiny_weights_seed)
+                                  tiny_revision)
 from generation.writer import ShardWriter, free_cpu_threads, remove_stale_temp_files
 
 
@@ -67,6 +67,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def runnable_generator(name: str, tiny: bool = False) -> iab.Generator:
+    """The registry entry of a generator this job can run (with ``tiny``: one with a tiny
+    pipeline); otherwise an error listing the ones it can, and ``iab import`` for the rest."""
+    from generation.tiny import TINY_BUILDERS
+
+    def can(g: iab.Generator) -> bool:
+        return g.pipeline in TINY_BUILDERS if tiny else g.runs != "external"
+
+    runnable = [g.name for g in iab.GENERATORS if can(g)]
+    others = ", ".join(g.name for g in iab.GENERATORS if not can(g))
+    rest = f"; the others ({others}) " + ("have no tiny pipeline" if tiny else
+                                          "are imported from their images with `iab import`")
+    g = iab.GENERATOR_BY_NAME.get(name)
+    if g is None:
+        err = iab.unknown_name("generator", name, runnable)
+        raise iab.BenchmarkError(str(err).replace("valid generators", "runnable generators" +
+                                                  (" with --tiny" if tiny else "")) + rest)
+    if not can(g):
+        why = (f"has no tiny pipeline (it runs as {g.runs})" if tiny else
+               "cannot be run from here: its images are imported with `iab import`")
+        raise iab.BenchmarkError(f"{g.name} {why}; runnable generators"
+                                 + (" with --tiny" if tiny else "") + f": {', '.join(runnable)}")
+    return g
+
+
 def _rows_meta(g: iab.Generator, item: work.WorkItem, model_id: str, revision: str | None,
                pipeline: str, settings: Settings | None) -> dict:
     return {
@@ -84,21 +109,16 @@ def main(args: argparse.Namespace) -> int:
     import torch
     from accelerate import PartialState
     from diffusers.utils import logging as diffusers_logging
-    from tqdm.auto import tqdm
+    from iab.progress import progress, quiet_library_bars
     from transformers.utils import logging as transformers_logging
 
     # CLIP text encoders cut prompts at 77 tokens and say so for every batch: the job's
     # rows keep the full prompt, and the card documents the cut, so the warning is noise.
     diffusers_logging.set_verbosity_error()
     transformers_logging.set_verbosity_error()
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
 
-    g = iab.generator(args.generator)
-    if g.runs == "external":
-        raise iab.BenchmarkError(f"{g.name} cannot be run from here (its images are imported: "
-                                 "`iab import`); runnable generators: " + ", ".join(
-                                     x.name for x in iab.GENERATORS if x.runs != "external"))
-    if args.tiny and g.runs != "diffusers":
-        raise iab.BenchmarkError(f"--tiny needs a diffusers generator; {g.name} runs as {g.runs}")
+    g = runnable_generator(args.generator, args.tiny)
     semantics = work.parse_semantics(args.semantics)
     prompts, prompt_set = work.load_prompts(args.prompts, semantics)
     if args.threads:
@@ -144,7 +164,7 @@ def main(args: argparse.Namespace) -> int:
             cpu_offload=args.cpu_offload, vae_tiling=args.vae_tiling)
     if settings is not None:
         # the revision asked for (tiny: the weights seed), known before anything is loaded
-        asked = f"seed-{tiny_weights_seed(g.name)}" if args.tiny else args.revision
+        asked = tiny_revision(g.name) if args.tiny else args.revision
         work.JobConfig(g.name, model_id, asked, pipeline_name, settings.steps,
                        settings.guidance, settings.width, settings.height, settings.dtype,
                        prompt_set).check_or_write(out)
@@ -157,7 +177,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with state.split_between_processes(pending) as mine:
         mine_todo = sum(1 for b in mine for it in b if it.key not in done)
-        bar = tqdm(total=mine_todo, unit="img", desc=f"{g.name}",
+        bar = progress(total=mine_todo, unit="img", desc=f"{g.name}",
                    disable=not state.is_local_main_process)
         for batch in mine:
             if api is not None:

@@ -226,6 +226,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
+    from iab.progress import quiet_library_bars
+
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     out = Path(args.out)
     outcomes = args.from_results
     if not outcomes:

@@ -52,5 +52,5 @@ def preset(name: str) -> dict:
         return dict(PAPER_CLIP_LR)
     names = preset_names()
     if name not in names:
-        raise iab.BenchmarkError(f"unknown preset {name!r}; valid presets: {', '.join(names)}")
+        raise iab.unknown_name("preset", name, names)
     return _method_preset(name)

@@ -41,8 +41,7 @@ class Job:
 
 def jobs_for(protocol: str) -> list[Job]:
     if protocol not in PROTOCOLS:
-        raise iab.BenchmarkError(f"unknown protocol {protocol!r}; valid protocols: "
-                                 f"{', '.join(PROTOCOLS)}")
+        raise iab.unknown_name("protocol", protocol, PROTOCOLS)
     standard = Job("standard", (("standard", ("test",)), ("degraded", DEGRADED)))
     if protocol == "standard":
         return [standard]
@@ -188,11 +187,15 @@ def main(args: argparse.Namespace) -> int:
     from accelerate.utils import set_seed
 
     from harness import data, models
-    from harness.metrics import degradation_drop, load_metric, seen_unseen_gap
+    from harness.metrics import (degradation_drop, load_metric, rejection_threshold,
+                                 seen_unseen_gap)
+    from harness.results import OPEN_SET_SUMMARY, RESULTS_SCHEMA_VERSION
     from harness.predict import predict, predict_stream
     from harness.report import push_report, write_report
     from harness.train import SELECTION_RULE, TrainConfig, fit
+    from iab.progress import quiet_library_bars
 
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     fault_point(f"harness.run.{args.preset or 'main'}")  # kill tests (iab/faults.py)
     set_seed(args.seed)
@@ -280,6 +283,10 @@ def main(args: argparse.Namespace) -> int:
                         out_dir if first else out_dir / "models" / job.train_config)
         else:
             model = accelerator.prepare(model)
+        threshold = None
+        if known:  # open set: reject below the confidence that accepts 95% of known validation
+            val_pred = evaluate(model, job.train_config, "validation", allowed)
+            threshold = rejection_threshold(val_pred.probabilities[:, allowed.numpy()].max(1))
         for config, splits in job.evals:
             result = {"splits": {}, "summary": {}}
             for split in splits:
@@ -291,7 +298,8 @@ def main(args: argparse.Namespace) -> int:
                     metrics = metric.compute(
                         predictions=pred.predictions.tolist(), references=pred.labels.tolist(),
                         scores=pred.probabilities.tolist(), semantics=pred.semantics,
-                        labels=list(iab.LABELS), known_labels=known)
+                        labels=list(iab.LABELS), known_labels=known,
+                        rejection_threshold=threshold)
                     metrics["skipped"] = len(pred.skipped)
                     result["splits"][split] = metrics
                     n_samples[f"{config}/{split}"] = len(pred.labels)
@@ -315,7 +323,7 @@ def main(args: argparse.Namespace) -> int:
                     res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
                                                      res["splits"]["test"]["accuracy"])
                 if name == "open_set":
-                    res["summary"] = {"auroc_unknown": res["splits"]["test"]["auroc_unknown"]}
+                    res["summary"] = {k: res["splits"]["test"][k] for k in OPEN_SET_SUMMARY}
 
     if not accelerator.is_main_process:
         return 0
@@ -328,7 +336,7 @@ def main(args: argparse.Namespace) -> int:
         run_config["method_record"] = record
     run_config["seconds"] = round(time.perf_counter() - started, 1)
     results = {
-        "schema_version": 1, "benchmark": iab.BENCHMARK_NAME,
+        "schema_version": RESULTS_SCHEMA_VERSION, "benchmark": iab.BENCHMARK_NAME,
         "benchmark_version": iab.BENCHMARK_VERSION, "created_at": created,
         "dataset": {"repo": args.dataset, "revision": dataset_revision},
         "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params},
@@ -339,14 +347,30 @@ def main(args: argparse.Namespace) -> int:
         "n_samples": n_samples,
     }
     paths = write_report(results, out_dir, samples)
-    summary = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
-                        for s, m in r["splits"].items())
-    print(f"accuracy: {summary}\nwrote {len(paths)} files to {out_dir}")
+    print(console_summary(protocols) + f"\nwrote {len(paths)} files to {out_dir}")
     if args.push_to_hub:
         repo_id = args.hub_model_id or Path(model_name).name
         push_report(out_dir, repo_id, results_repo=args.results_repo)
         print(f"pushed to {repo_id}")
     return 0
+
+
+def console_summary(protocols: dict) -> str:
+    """What a run prints at the end: accuracy per split; for the open set, the scores that
+    mean something there (its plain accuracy counts every unknown image as an error)."""
+    closed = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
+                       if p != "open_set" for s, m in r["splits"].items())
+    lines = [f"accuracy: {closed}"] if closed else []
+    test = protocols.get("open_set", {}).get("splits", {}).get("test")
+    if test is not None:
+        def f(x):
+            return "n/a" if x is None else f"{x:.3f}"
+
+        lines.append(f"open_set/test: known-class accuracy {f(test['known_accuracy'])}, AUROC "
+                     f"of rejecting unknown generators {f(test['auroc_unknown'])}, OSCR "
+                     f"{f(test['oscr'])} (unknown images rejected at the validation threshold: "
+                     f"{f(test.get('unknown_rejection_rate'))})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
     Returns the prepared model and the training log (per-epoch loss and validation accuracy,
     and the chosen epoch).
     """
-    from tqdm.auto import tqdm
+    from iab.progress import progress
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -102,7 +102,7 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         else:
             train_dl.set_epoch(epoch)
         total, count = 0.0, 0
-        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+        bar = progress(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not accelerator.is_local_main_process)
         for pixels, labels, _ in bar:
             with accelerator.accumulate(model):

@@ -19,12 +19,12 @@ import shutil
 import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable
 
-from tqdm.auto import tqdm
+from iab.progress import progress as progress_bar
 
 import imageattributionbench as iab
 from iab import card, shards
@@ -69,6 +69,8 @@ class BuildReport:
     configs: dict[str, dict[str, int]]
     skipped_configs: dict[str, str]
     fingerprint: str
+    # per published image: what the card's tables and its shortcut baseline are computed from
+    image_stats: list[shards.ImageStat] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------- pass 1: metadata
@@ -112,8 +114,8 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
     """
     refs: dict[tuple[str, str, int], RowRef] = {}
     duplicates = 0
-    for fi, path in enumerate(tqdm(files, desc="scan raw shards", unit="shard",
-                                   disable=not progress or len(files) < 20)):
+    for fi, path in enumerate(progress_bar(files, desc="scan raw shards", unit="shard",
+                                           disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = shards.read_table(path, columns=_META_COLUMNS)
@@ -329,7 +331,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         tasks = _tasks(refs, files, tmp)
         records: list[ShardRecord] = []
         stats: list[shards.ImageStat] = []
-        bar = tqdm(total=len(refs), desc="build", unit="img", disable=not progress)
+        bar = progress_bar(total=len(refs), desc="build", unit="img", disable=not progress)
         if num_proc > 1:
             with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn")) as pool:
                 for task, (recs, st) in zip(tasks, pool.map(_build_group, tasks)):
@@ -367,7 +369,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp)
+    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp, stats)
 
 
 def _write_checksums(root: Path, known: dict[str, str]) -> None:

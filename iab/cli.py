@@ -47,11 +47,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=1))
         return 0
-    print(f"{data['benchmark']} {data['version']}\n\nlabels (id name: how it runs, released)")
+    print(f"{data['benchmark']} {data['version']}\n\nlabels (id name: how it runs, its "
+          "defaults, released)")
     for lb in data["labels"]:
-        how = lb["runs"] or "real photographs"
-        print(f"  {lb['id']:>2} {lb['name']}: {how}" + (f", {lb['released']}" if lb.get(
-            "released") else ""))
+        print(f"  {lb['id']:>2} {lb['name']}: {_how_it_runs(lb)}" + (
+            f", released {lb['released']}" if lb.get("released") else ""))
     print("\nsemantics (superclass: subclasses)")
     for sup, subs in iab.SUPERCLASSES.items():
         print(f"  {sup}: {', '.join(subs)}")
@@ -59,6 +59,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for c in data["configs"]:
         print(f"  {c['name']}{' (default)' if c['default'] else ''}: {', '.join(c['splits'])}")
     return 0
+
+
+def _how_it_runs(lb: dict) -> str:
+    """One label's line of ``iab info``: for a diffusers generator its pipeline, Hub id and
+    the defaults generation/run.py uses (steps, guidance, resolution, dtype)."""
+    if lb["runs"] is None:
+        return "real photographs"
+    if lb["runs"] == "diffusers":
+        return (f"diffusers {lb['pipeline']} {lb['hub_id']}, {lb['steps']} steps, guidance "
+                f"{lb['guidance']:g}, {lb['resolution']} px, {lb['dtype']}")
+    if lb["runs"] == "api":
+        return f"API ({lb['api']} adapter, model {lb['api_model']})"
+    return "imported images (`iab import`)" + (f", weights {lb['hub_id']}" if lb.get("hub_id")
+                                                 else "")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -173,7 +187,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from iab.progress import quiet_library_bars
+
     args = parser().parse_args(argv)
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     try:
         return args.func(args)
     except iab.BenchmarkError as e:

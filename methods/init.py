@@ -62,8 +62,7 @@ PRETRAINED = {
 
 def check_name(name: str) -> str:
     if name not in METHODS:
-        raise iab.BenchmarkError(f"unknown method {name!r}; valid methods: "
-                                 f"{', '.join(METHODS)}")
+        raise iab.unknown_name("method", name, METHODS)
     return name
 
 

@@ -1,7 +1,8 @@
 """The benchmark's metric, and the summaries that compare splits and degradations.
 
 `load_metric()` loads the `evaluate` module in `attribution_metrics/` from this folder (offline);
-`degradation_drop` and `seen_unseen_gap` are pure functions over accuracies given as fractions.
+`degradation_drop` and `seen_unseen_gap` are pure functions over accuracies given as fractions;
+`rejection_threshold` picks the open-set threshold from validation confidences.
 """
 
 from __future__ import annotations
@@ -54,3 +55,21 @@ def seen_unseen_gap(test_seen_accuracy: float, test_accuracy: float) -> dict:
     seen = _fraction("test_seen_accuracy", test_seen_accuracy)
     unseen = _fraction("test_accuracy", test_accuracy)
     return {"seen": seen, "unseen": unseen, "gap": seen - unseen}
+
+
+# The open-set operating point: the share of known validation images kept (95%, the usual
+# "TPR 95%" point), so the threshold never sees a test image or an unknown generator.
+ACCEPT_KNOWN = 0.95
+
+
+def rejection_threshold(known_confidence, accept: float = ACCEPT_KNOWN) -> float | None:
+    """The confidence (maximum probability over the known labels) below which an image is
+    rejected as unknown: the value that accepts ``accept`` of the known validation images
+    given. None when there are none."""
+    import numpy as np
+
+    conf = np.asarray(known_confidence, dtype=np.float64).ravel()
+    if conf.size == 0:
+        return None
+    # 'lower': a threshold equal to an observed confidence, so at least `accept` are kept
+    return float(np.quantile(conf, 1.0 - accept, method="lower"))
