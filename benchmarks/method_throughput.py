@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 import imageattributionbench as iab
+from iab.scripts import DefaultsHelpFormatter
 
 
 def build(name: str, tiny: bool):
@@ -97,7 +98,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     import methods
 
     names = ["resnet50", *methods.METHODS]
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", default=",".join(names), help=", ".join(names))
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5, help="timed steps")

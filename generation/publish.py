@@ -6,9 +6,10 @@
 The folder is checked with `iab verify` first. What would change is worked out by comparing its
 checksums.sha256 with the one on the Hub, so ``--dry-run`` lists the files to add, replace and
 delete without uploading anything; with ``HF_HUB_OFFLINE=1`` it plans from the local manifest
-alone (every file listed as new). A Hub that cannot be reached fails at once, saying so. The upload is huggingface_hub's ``upload_folder``, which
-(from huggingface_hub 2) commits a large folder in several resumable commits: rerunning the
-same command after an interruption skips what is already there.
+alone (every file listed as new). A Hub that cannot be reached fails at once, saying so. The
+upload is huggingface_hub's ``upload_folder``, which (from huggingface_hub 2) commits a large
+folder in several resumable commits: rerunning the same command after an interruption skips
+what is already there.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from iab.build import build
 from iab.verify import verify
 
@@ -113,7 +114,8 @@ def publish(folder: str | Path, repo_id: str, *, private: bool = False, dry_run:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("source", nargs="+", help="a built repo folder, or raw shard folders/files "
                                              "(then --out is where the build goes)")
     p.add_argument("--repo-id", required=True, help="Hub dataset repo, e.g. ORG/NAME")

@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from iab.importer import ImportReport, image_row, write_unit
 from iab import shards
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("--source", required=True, help="Hub dataset id or a local image folder")
     p.add_argument("--semantic", required=True, help="the subclass of every image")
     p.add_argument("--out", required=True, help="raw shard folder (RAW_DIR)")

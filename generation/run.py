@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from generation import work
 from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
                                   tiny_revision)
@@ -31,7 +31,7 @@ SOLO_PIPELINES = frozenset({"CogView4Pipeline", "GlmImagePipeline"})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter, 
         description="Generate images for the benchmark's prompts into resumable raw shards "
                     "(one subfolder per subclass; rerun the same command to resume).")
     what = p.add_argument_group("what to generate")

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from iab.faults import fault_point
 from harness.data import DEFAULT_POLICY, POLICIES, POLICY_TEXT
 from harness.presets import SCHEDULERS
@@ -56,7 +56,8 @@ def jobs_for(protocol: str) -> list[Job]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="YAML file whose keys set defaults for these options")
     p.add_argument("--preset", help="the paper's settings by name: resnet50, clip-lr, or a "
                                     "method (dct-cnn, patch-forensics, dna-det, repmix, "
@@ -77,14 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--streaming", action="store_true",
                       help="read the dataset as a stream: no download, bounded memory")
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=3)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--epochs", type=int, default=3, help="training epochs")
+    train.add_argument("--batch-size", type=int, default=32, help="images per step and process")
+    train.add_argument("--lr", type=float, default=1e-3, help="(peak) learning rate")
+    train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
     train.add_argument("--scheduler", choices=SCHEDULERS, default="onecycle",
                        help="learning rate: onecycle (warm-up then cosine, per step), step "
                             "(x0.9 each epoch, the paper's ResNet-50), constant")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0, help="seeds weights, order and crops")
     train.add_argument("--probe", choices=("adamw", "lbfgs"), default="adamw",
                        help="linear_probe head: adamw (epochs of AdamW) or lbfgs (the paper's "
                             "CLIP-LR: standardised multinomial logistic regression, C=1)")
@@ -93,13 +94,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                             "native_crop for finetune and processor otherwise")
     train.add_argument("--num-workers", type=int, default=1, help="decode workers")
     train.add_argument("--resume", action="store_true", help="continue from the last epoch")
+    train.add_argument("--keep-checkpoints", action="store_true",
+                       help="keep every epoch's accelerate state (default: only the chosen "
+                            "epoch's, and the last one while training)")
     train.add_argument("--stop-after-epoch", type=int,
                        help="stop cleanly after this epoch (preemptible machines); rerun "
                             "with --resume")
     train.add_argument("--on-corrupt", choices=("skip", "fail"), default="fail",
                        help="an undecodable image: skip it (counted) or stop (default)")
     out = p.add_argument_group("output")
-    out.add_argument("--output-dir", default="outputs")
+    out.add_argument("--output-dir", default="outputs",
+                     help="results, samples, plots, model card and the model")
     out.add_argument("--push-to-hub", action="store_true")
     out.add_argument("--hub-model-id", help="model repo to push to (default: --model's name)")
     out.add_argument("--results-repo", help="also upload the results JSON to this dataset repo")
@@ -225,7 +230,7 @@ def main(args: argparse.Namespace) -> int:
     metric = load_metric()
     created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
-                      0, args.stop_after_epoch, args.scheduler)
+                      0, args.stop_after_epoch, args.scheduler, args.keep_checkpoints)
     protocols, samples, n_samples, training = {}, {}, {}, {}
     dataset_revision = args.revision
     n_params = None

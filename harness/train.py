@@ -3,7 +3,8 @@
 Each epoch ends with ``accelerator.save_state`` (model, optimiser, scheduler, RNG states) and a
 validation score; the checkpoint kept for testing is the best on validation, never on test.
 ``--resume`` restarts from the last saved epoch and, with the seeded per-epoch order, reaches the
-same weights as an uninterrupted run.
+same weights as an uninterrupted run. Only the last epoch's state (to resume from) and the best
+one are kept while training, and the best one alone at the end, unless ``keep_checkpoints``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class TrainConfig:
     workers: int
     stop_after_epoch: int | None = None
     scheduler: str = "onecycle"
+    keep_checkpoints: bool = False  # every epoch's state, not just the chosen one
 
 
 def _accuracy(pred) -> float:
@@ -92,9 +94,10 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         log = json.loads(log_path.read_text())
         done = [e["epoch"] for e in log["epochs"]]
         if done:
-            accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
             start = done[-1] + 1
-            accelerator.print(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
+            if start < cfg.epochs:  # a finished run keeps only its best epoch, loaded below
+                accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
+                accelerator.print(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
     for epoch in range(start, cfg.epochs):
         model.train()
         if stream is not None:
@@ -126,6 +129,8 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
             tmp.write_text(json.dumps(log, indent=1))
             tmp.replace(log_path)
         accelerator.wait_for_everyone()
+        if not cfg.keep_checkpoints and accelerator.is_main_process:
+            _prune(ckpt_dir, keep={epoch, log["best_epoch"]})
         accelerator.print(f"epoch {epoch + 1}: train loss {total / max(count, 1):.4f}, "
                           f"validation accuracy {val_acc:.4f}")
         if cfg.stop_after_epoch is not None and epoch + 1 >= cfg.stop_after_epoch \
@@ -134,7 +139,18 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
             return model, log
     if log["best_epoch"] is not None:
         accelerator.load_state(str(ckpt_dir / f"epoch_{log['best_epoch']}"))
+        accelerator.wait_for_everyone()
+        if not cfg.keep_checkpoints and accelerator.is_main_process:
+            _prune(ckpt_dir, keep={log["best_epoch"]})
     return model, log
+
+
+def _prune(ckpt_dir: Path, keep: set) -> None:
+    """Delete the epoch states other than ``keep`` (epoch numbers)."""
+    for folder in ckpt_dir.glob("epoch_*"):
+        suffix = folder.name.removeprefix("epoch_")
+        if suffix.isdigit() and int(suffix) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def clear_checkpoints(ckpt_dir: Path) -> None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.scripts import DefaultsHelpFormatter
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
@@ -108,7 +109,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.synthetic and not args.no_harness:
         from harness.demo import run_harness_demo
 
-        results = run_harness_demo(Path(args.out) / "repo", Path(args.out))
+        results = run_harness_demo(Path(args.out) / "repo", Path(args.out),
+                                   keep_checkpoints=args.keep_checkpoints)
         print(f"\nharness results, plots and model card: {results}")
         if not args.no_paper_table:
             from harness import paper_table
@@ -117,20 +119,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return paper_table.main(paper_table.parse_args(
                 ["--dataset", str(Path(args.out) / "repo"), "--out",
                  str(Path(args.out) / "paper_table"), "--tiny", "--epochs", "6", "--lr",
-                 "0.01", "--batch-size", "16"]))
+                 "0.01", "--batch-size", "16"]
+                + (["--keep-checkpoints"] if args.keep_checkpoints else [])))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         prog="iab", description="ImageAttributionBench: build, check and inspect the benchmark.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="raw shards -> a folder laid out as the Hub dataset repo",
-                       description="Build the Hub dataset repo folder (data/, degraded/, "
-                                   "README.md card, eval.yaml, manifest.json, checksums.sha256) "
-                                   "from raw shards. Nothing is written unless the whole build "
-                                   "succeeds.")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=DefaultsHelpFormatter, **kwargs)
+
+    b = add("build", help="raw shards -> a folder laid out as the Hub dataset repo",
+            description="Build the Hub dataset repo folder (data/, degraded/, "
+                        "README.md card, eval.yaml, manifest.json, checksums.sha256) "
+                        "from raw shards. Nothing is written unless the whole build "
+                        "succeeds.")
     b.add_argument("raw", nargs="+", metavar="RAW", help="folders or .parquet files of raw shards")
     b.add_argument("--out", required=True, help="output folder (new, empty, or an earlier build)")
     b.add_argument("--overwrite", action="store_true", help="replace an earlier build in --out")
@@ -140,23 +147,23 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=_cmd_build)
 
-    v = sub.add_parser("verify", help="check a built repo folder",
-                       description="Check checksums, row counts, schema, folders, fold "
-                                   "disjointness, degraded splits and the card's configs. "
-                                   "Exit status 1 when anything is wrong.")
+    v = add("verify", help="check a built repo folder",
+            description="Check checksums, row counts, schema, folders, fold "
+                        "disjointness, degraded splits and the card's configs. "
+                        "Exit status 1 when anything is wrong.")
     v.add_argument("repo", help="a folder built by `iab build` (or a clone of the Hub repo)")
     v.set_defaults(func=_cmd_verify)
 
-    i = sub.add_parser("info", help="labels, semantics and configs")
+    i = add("info", help="labels, semantics and configs")
     i.add_argument("--json", action="store_true",
                    help="one JSON object with keys labels, semantics, configs (and more)")
     i.set_defaults(func=_cmd_info)
 
-    im = sub.add_parser("import", help="existing images -> raw shards",
-                        description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
-                                    "...) or the paper's parquet release (data/<model>/"
-                                    "<main_category>/<sub_category>.parquet) into raw shards. "
-                                    "Lists what it cannot map; rerun to resume.")
+    im = add("import", help="existing images -> raw shards",
+             description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
+                         "...) or the paper's parquet release (data/<model>/"
+                         "<main_category>/<sub_category>.parquet) into raw shards. "
+                         "Lists what it cannot map; rerun to resume.")
     im.add_argument("src", help="folder of images, or the root of a parquet release")
     im.add_argument("--out", required=True, help="raw shard folder to write into")
     im.add_argument("--generator", help="label of every image (else from the first folder)")
@@ -165,15 +172,15 @@ def parser() -> argparse.ArgumentParser:
                     help="keep visible watermarks the registry says to crop (e.g. grok3)")
     im.set_defaults(func=_cmd_import)
 
-    d = sub.add_parser("demo", help="the offline demo benchmark, end to end",
-                       description="Generate images with tiny random-weight pipelines of eight "
-                                   "generator families on official prompts, add real photographs "
-                                   "(scikit-image's samples), build, verify, load every config "
-                                   "with datasets.load_dataset, then fine-tune a tiny classifier "
-                                   "with accelerate launch and score every protocol, and run "
-                                   "every method of the paper (tiny) under the paper protocol "
-                                   "into one table. No GPU, no network. Rerunning resumes the "
-                                   "generation and the table.")
+    d = add("demo", help="the offline demo benchmark, end to end",
+            description="Generate images with tiny random-weight pipelines of eight "
+                        "generator families on official prompts, add real photographs "
+                        "(scikit-image's samples), build, verify, load every config "
+                        "with datasets.load_dataset, then fine-tune a tiny classifier "
+                        "with accelerate launch and score every protocol, and run "
+                        "every method of the paper (tiny) under the paper protocol "
+                        "into one table. No GPU, no network. Rerunning resumes: "
+                        "finished images, runs and table rows are reused.")
     d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
     d.add_argument("--synthetic", action="store_true",
                    help="painted synthetic images instead of the generation jobs (no torch)")
@@ -182,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--no-paper-table", action="store_true",
                    help="skip the methods x protocols table of the paper's methods")
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
+    d.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every epoch's training state (default: the chosen epoch's only)")
     d.set_defaults(func=_cmd_demo)
     return p
 

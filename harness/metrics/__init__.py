@@ -2,7 +2,8 @@
 
 `load_metric()` loads the `evaluate` module in `attribution_metrics/` from this folder (offline);
 `degradation_drop` and `seen_unseen_gap` are pure functions over accuracies given as fractions;
-`rejection_threshold` picks the open-set threshold from validation confidences.
+`rejection_threshold` picks the open-set threshold from validation confidences;
+`wilson_interval` is the 95% confidence interval of an accuracy (plots and tables).
 """
 
 from __future__ import annotations
@@ -71,5 +72,23 @@ def rejection_threshold(known_confidence, accept: float = ACCEPT_KNOWN) -> float
     conf = np.asarray(known_confidence, dtype=np.float64).ravel()
     if conf.size == 0:
         return None
-    # 'lower': a threshold equal to an observed confidence, so at least `accept` are kept
-    return float(np.quantile(conf, 1.0 - accept, method="lower"))
+    # the largest observed confidence that still keeps at least `accept` of them
+    k = min(int(np.floor(conf.size * (1.0 - accept) + 1e-9)), conf.size - 1)
+    return float(np.sort(conf)[k])
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct / n`` (95% for the default ``z``): unlike
+    the normal approximation it stays inside [0, 1] and is sound at 0% and 100% with few
+    images. ``(0.0, 1.0)`` when ``n`` is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct = {correct} is not between 0 and n = {n}")
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    lo = 0.0 if correct == 0 else max(0.0, centre - half)
+    hi = 1.0 if correct == n else min(1.0, centre + half)
+    return lo, hi
