@@ -36,8 +36,11 @@ class PlainProgress:
     def __init__(self, iterable=None, *, total=None, desc=None, unit="it", disable=False,
                  stream=None):
         self.iterable = iterable
-        if total is None and iterable is not None and hasattr(iterable, "__len__"):
-            total = len(iterable)
+        if total is None and iterable is not None:
+            try:
+                total = len(iterable)
+            except TypeError:  # a stream: no length (a DataLoader over one raises)
+                total = None
         self.total, self.desc, self.unit, self.disable = total, desc or "", unit, disable
         self.stream = stream
         self.n = 0
