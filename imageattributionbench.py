@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import numbers
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
@@ -589,6 +590,100 @@ REQUIRED_VALUES: tuple[str, ...] = (
     "image", "label", "generator", "semantic", "superclass", "prompt_id", "image_index",
     "width", "height", "format", "sha256",
 )
+
+# Value domains (beyond type and nullability), checked by row_problem for every raw and
+# published row. Text columns hold no control characters (prompts may hold newlines and tabs).
+MAX_ID_CHARS = 1000  # prompt_id, model_id, model_revision, pipeline, source
+MAX_PROMPT_CHARS = 20_000
+_INT_COLUMNS = {c for c, t in COLUMNS if t.startswith("int") or t == "label"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PROMPT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_FORMAT_NAME = re.compile(r"[A-Z][A-Z0-9]{1,9}")  # PIL's names: PNG, JPEG, WEBP ...
+_ID_SEPARATORS = re.compile(r"[/\\:]")
+
+
+def prompt_id_problem(prompt_id: object, semantic: str) -> str | None:
+    """Why ``prompt_id`` is not a valid id for a row of ``semantic``, or None.
+
+    Valid: ``<semantic>/<rest>`` with a non-empty rest of at most MAX_ID_CHARS characters, no
+    control character (newline, NUL ...), and no empty, ``.`` or ``..`` part between ``/``,
+    ``\\`` or ``:`` (ids must never read as a path out of a folder).
+    """
+    if not isinstance(prompt_id, str):
+        return f"prompt_id {prompt_id!r} is not a string"
+    shape = f"'{semantic}/<index>' or '{semantic}/src:<file name>'"
+    if not prompt_id.startswith(f"{semantic}/") or prompt_id == f"{semantic}/":
+        return f"prompt_id {prompt_id!r} must start with its semantic: {shape}"
+    if len(prompt_id) > MAX_ID_CHARS:
+        return f"prompt_id is {len(prompt_id)} characters long (at most {MAX_ID_CHARS})"
+    if _CONTROL.search(prompt_id):
+        return f"prompt_id {prompt_id!r} holds a control character (newline, NUL ...)"
+    rest = prompt_id[len(semantic) + 1:]
+    if any(part in ("", ".", "..") for part in _ID_SEPARATORS.split(rest)):
+        return (f"prompt_id {prompt_id!r} has an empty, '.' or '..' part: ids must not read as "
+                f"paths; use {shape}")
+    return None
+
+
+def row_problem(row: dict) -> str | None:
+    """Why a row (a dict of the schema's columns) breaks the row schema's value domains, or
+    None. Checks: required columns hold values; generator, semantic, label and superclass
+    agree; ``prompt_id`` (``prompt_id_problem``); ``image_index``, ``seed`` >= 0; ``width``,
+    ``height``, ``num_inference_steps`` >= 1; ``guidance_scale`` finite and >= 0; ``format``
+    a PIL format name; ``sha256`` 64 lowercase hex digits; text columns free of control
+    characters and at most MAX_ID_CHARS (``prompt``: MAX_PROMPT_CHARS, newlines allowed).
+    A row without an ``image`` key (metadata read alone) is checked without it."""
+    for c in REQUIRED_VALUES:
+        if row.get(c) is None and (c != "image" or "image" in row):
+            return f"column {c!r} is null; it must hold a value in every row (DESIGN section 3)"
+    for c, t in COLUMNS:
+        v = row.get(c)
+        if v is None or c == "image":
+            continue
+        want, kind = ((numbers.Integral, "an integer") if c in _INT_COLUMNS else
+                      (numbers.Real, "a number") if t.startswith("float") else (str, "text"))
+        if not isinstance(v, want) or isinstance(v, bool):
+            return f"column {c!r} holds {v!r} ({type(v).__name__}); it must be {kind}"
+    gen, sem = row["generator"], row["semantic"]
+    if gen not in LABEL_IDS:
+        return f"unknown generator {gen!r}; valid generators: {', '.join(LABELS)}"
+    if sem not in SUPERCLASS_OF:
+        return f"unknown semantic {sem!r}; valid semantics: {', '.join(SEMANTICS)}"
+    if row["label"] != LABEL_IDS[gen]:
+        return (f"label {row['label']!r} does not match generator {gen!r} (label id "
+                f"{LABEL_IDS[gen]}); label ids are fixed by imageattributionbench.LABELS")
+    if row["superclass"] != SUPERCLASS_OF[sem]:
+        return (f"superclass {row['superclass']!r} does not match semantic {sem!r} (expected "
+                f"{SUPERCLASS_OF[sem]!r})")
+    problem = prompt_id_problem(row["prompt_id"], sem)
+    if problem:
+        return problem
+    for c, low in (("image_index", 0), ("seed", 0), ("width", 1), ("height", 1),
+                   ("num_inference_steps", 1)):
+        if row.get(c) is not None and row[c] < low:
+            return f"column {c!r} is {row[c]}; it must be at least {low}"
+    for c, t in COLUMNS:
+        if t in ("int32", "int64") and row.get(c) is not None and row[c] >= 2 ** (
+                int(t[3:]) - 1):
+            return f"column {c!r} is {row[c]}, too large for its type {t}"
+    g = row.get("guidance_scale")
+    if g is not None and not 0 <= g < float("inf"):
+        return f"guidance_scale {g!r} must be a finite number >= 0"
+    if not _FORMAT_NAME.fullmatch(row["format"]):
+        return f"format {row['format']!r} is not an image format name (PNG, JPEG, WEBP ...)"
+    if not _SHA256_HEX.fullmatch(row["sha256"]):
+        return f"sha256 {row['sha256']!r} is not 64 lowercase hexadecimal digits"
+    for c in ("model_id", "model_revision", "pipeline", "source"):
+        v = row.get(c)
+        if v is not None and (len(v) > MAX_ID_CHARS or _CONTROL.search(v)):
+            return (f"column {c!r} holds a control character or more than {MAX_ID_CHARS} "
+                    f"characters: {v[:80]!r}")
+    p = row.get("prompt")
+    if p is not None and (len(p) > MAX_PROMPT_CHARS or _PROMPT_CONTROL.search(p)):
+        return (f"prompt holds a control character (NUL ...) or more than {MAX_PROMPT_CHARS} "
+                f"characters: {p[:80]!r}")
+    return None
 
 
 def features() -> "datasets.Features":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import functools
 import logging
 import math
@@ -29,6 +30,7 @@ import os
 import random
 import time
 from collections import deque
+from datetime import datetime, timezone
 from typing import Callable
 
 import httpx
@@ -53,6 +55,9 @@ SEEDREAM_MAX_PIXELS = 4096 * 4096
 SEEDREAM_MAX_ASPECT = 16
 BACKOFF_BASE_S = 1.0
 BACKOFF_MAX_S = 60.0
+# The longest Retry-After honoured; a provider asking for more (a daily quota spent) gets no
+# retry: the request fails at once, and the job stops or goes on (generation/run.py).
+RETRY_AFTER_MAX_S = 120.0
 
 
 class ImageAPIError(RuntimeError):
@@ -140,10 +145,23 @@ class ImageAPI:
                 "seed": seed if self.takes_seed else None}
 
     def generate(self, prompt: str, *, seed: int | None, width: int, height: int) -> bytes:
-        """One image for ``prompt``, as the provider encoded it (PNG, JPEG, ...)."""
+        """One image for ``prompt``, as the provider encoded it (PNG, JPEG, ...).
+
+        Any answer that holds no image (an error status, a body of another shape, data that
+        is not base64) raises ImageAPIError; a refused prompt, PromptRefused.
+        """
         params = self.request_params(seed=seed, width=width, height=height)
         path, body = self._request(prompt, params)
-        return self._image(self._post(path, body))
+        payload = self._post(path, body)
+        if not isinstance(payload, dict):
+            raise ImageAPIError(f"{self.provider} returned JSON that is not an object "
+                                f"({type(payload).__name__}) for {self.model!r}")
+        try:
+            return self._image(payload)
+        except (AttributeError, TypeError, KeyError, IndexError) as e:
+            # an answer of a shape the adapter does not know: a changed or broken API
+            raise ImageAPIError(f"{self.provider} returned a response of an unexpected shape "
+                                f"for {self.model!r} ({type(e).__name__}: {e})") from None
 
     def _post(self, path: str, body: dict) -> dict:
         attempts = self.max_retries + 1
@@ -170,6 +188,11 @@ class ImageAPI:
                                f"(HTTP {status}): {message}", status)
                 last = f"HTTP {status}: {message}"
                 retry_after = _retry_after(response)
+                if retry_after is not None and retry_after > RETRY_AFTER_MAX_S:
+                    raise ImageAPIError(
+                        f"{self.provider} {self.model!r}: {last}; it asks to retry after "
+                        f"{retry_after:.0f} s, longer than the {RETRY_AFTER_MAX_S:.0f} s this "
+                        "client waits (a spent quota?): rerun later, the job resumes", status)
             if attempt == attempts:
                 break
             delay = retry_after if retry_after is not None else _backoff(attempt)
@@ -299,16 +322,17 @@ class GeminiImages(ImageAPI):
                 {"contents": [{"parts": [{"text": prompt}]}], "generationConfig": config})
 
     def _image(self, payload: dict) -> bytes:
-        candidates = payload.get("candidates") or []
-        parts = ((candidates[0].get("content") or {}).get("parts") or []) if candidates else []
+        candidates = _list(payload.get("candidates"))
+        first = _obj(candidates[0]) if candidates else {}
+        parts = [_obj(p) for p in _list(_obj(first.get("content")).get("parts"))]
         for part in parts:
-            inline = part.get("inlineData") or part.get("inline_data") or {}
+            inline = _obj(part.get("inlineData") or part.get("inline_data"))
             mime = inline.get("mimeType") or inline.get("mime_type") or ""
             # Thinking models may send draft images marked as thoughts before the final one.
-            if mime.startswith("image/") and not part.get("thought"):
+            if isinstance(mime, str) and mime.startswith("image/") and not part.get("thought"):
                 return self._decode(inline.get("data"))
-        block = (payload.get("promptFeedback") or {}).get("blockReason")
-        finish = candidates[0].get("finishReason") if candidates else None
+        block = _obj(payload.get("promptFeedback")).get("blockReason")
+        finish = first.get("finishReason")
         text = " ".join(p["text"] for p in parts if isinstance(p.get("text"), str)).strip()
         why = (f"blockReason={block}" if block else
                f"finishReason={finish}" if finish else "no image part in the response")
@@ -359,6 +383,15 @@ def _listed_size(model: str, width: int, height: int, valid: tuple[str, ...]) ->
     return size
 
 
+def _obj(value: object) -> dict:
+    """``value`` if it is a JSON object, else an empty one: answers are parsed by shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
 def _b64_json(payload: dict) -> object:
     """The first image of an OpenAI-style response: {"data": [{"b64_json": ...}]}."""
     data = payload.get("data")
@@ -374,11 +407,19 @@ def _is_refusal(code: str | None) -> bool:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header; None when absent or not a number of seconds."""
+    """Seconds from a ``Retry-After`` header (seconds, or an HTTP date); None when absent or
+    unreadable."""
+    text = response.headers.get("retry-after", "").strip()
     try:
-        seconds = float(response.headers.get("retry-after", ""))
+        seconds = float(text)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
     return seconds if seconds >= 0 and math.isfinite(seconds) else None
 
 

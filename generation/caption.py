@@ -344,7 +344,7 @@ def load_captioner(model: str, device: str | None = None, dtype: str = "auto") -
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter, 
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter,
         description="Caption real images into a prompts CSV (official columns plus prompt, "
                     "semantic) with a vision-language model.")
     what = p.add_argument_group("what to caption")

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.faults import fault_point
 from iab.scripts import DefaultsHelpFormatter, run_script
 from generation import work
 from generation.pipelines import (Settings, generate, load_pipeline, resolve_settings,
                                   tiny_revision)
-from generation.writer import ShardWriter, free_cpu_threads, remove_stale_temp_files
+from generation.lock import FolderLock
+from generation.writer import (ShardWriter, check_image, free_cpu_threads, recover_spool,
+                               remove_stale_temp_files)
 
 
 # Pipelines whose images depend on the rest of their batch: CogView4 pads prompts to the
@@ -31,7 +35,7 @@ SOLO_PIPELINES = frozenset({"CogView4Pipeline", "GlmImagePipeline"})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter, 
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter,
         description="Generate images for the benchmark's prompts into resumable raw shards "
                     "(one subfolder per subclass; rerun the same command to resume).")
     what = p.add_argument_group("what to generate")
@@ -61,9 +65,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                   "reproducible CPU runs)")
     run.add_argument("--requests-per-minute", type=float, help="API generators: rate limit")
     run.add_argument("--api-base-url", help="API generators: another endpoint (a proxy, a stub)")
+    run.add_argument("--max-retries", type=int, default=6,
+                     help="API generators: retries of a request that failed transiently "
+                          "(HTTP 429/5xx, timeouts), with exponential backoff (default 6)")
+    run.add_argument("--max-failures", type=int, default=5,
+                     help="API generators: stop after this many failed requests in a row "
+                          "(default 5); each failure is logged to rejects.jsonl")
     args = p.parse_args(argv)
-    if args.batch_size < 1 or args.images_per_prompt < 1 or args.shard_size < 1:
-        p.error("--batch-size, --images-per-prompt and --shard-size must be at least 1")
+    if min(args.batch_size, args.images_per_prompt, args.shard_size, args.max_failures) < 1:
+        p.error("--batch-size, --images-per-prompt, --shard-size and --max-failures must be "
+                "at least 1")
     return args
 
 
@@ -106,19 +117,25 @@ def _rows_meta(g: iab.Generator, item: work.WorkItem, model_id: str, revision: s
 
 
 def main(args: argparse.Namespace) -> int:
+    with ExitStack() as cleanup:  # the folder lock is released however the job ends
+        return _main(args, cleanup)
+
+
+def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
     import torch
     from accelerate import PartialState
-    from diffusers.utils import logging as diffusers_logging
     from iab.progress import progress, quiet_library_bars
-    from transformers.utils import logging as transformers_logging
-
-    # CLIP text encoders cut prompts at 77 tokens and say so for every batch: the job's
-    # rows keep the full prompt, and the card documents the cut, so the warning is noise.
-    diffusers_logging.set_verbosity_error()
-    transformers_logging.set_verbosity_error()
-    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
 
     g = runnable_generator(args.generator, args.tiny)
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
+    if g.runs == "diffusers":  # (API jobs need neither library: they start faster)
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        # CLIP text encoders cut prompts at 77 tokens and say so for every batch: the job's
+        # rows keep the full prompt, and the card documents the cut, so the warning is noise.
+        diffusers_logging.set_verbosity_error()
+        transformers_logging.set_verbosity_error()
     semantics = work.parse_semantics(args.semantics)
     prompts, prompt_set = work.load_prompts(args.prompts, semantics)
     if args.threads:
@@ -132,7 +149,9 @@ def main(args: argparse.Namespace) -> int:
         from generation.api import api_client
 
         api = api_client(g.api, g.api_model, base_url=args.api_base_url,
-                         requests_per_minute=args.requests_per_minute)
+                         requests_per_minute=args.requests_per_minute,
+                         max_retries=args.max_retries)
+        cleanup.callback(api.close)
         model_id, revision, pipeline_name = g.api_model, None, f"api:{g.api}"
         api_size = 1024
     else:
@@ -150,8 +169,12 @@ def main(args: argparse.Namespace) -> int:
         batch_size = 1
     out = Path(args.out) / g.name
     batches = work.plan(g.name, prompts, args.images_per_prompt, args.limit, batch_size)
+    lock = FolderLock(out)
     if state.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
+        cleanup.enter_context(lock)  # one job per folder: a second one stops here, naming it
+        recovered = recover_spool(out)  # answered images a killed job had spooled
+        if recovered:
+            print(f"{g.name}: {recovered} image(s) recovered from the spool of a killed run")
         remove_stale_temp_files(out)
     state.wait_for_everyone()
     done = work.done_keys(out)
@@ -172,45 +195,74 @@ def main(args: argparse.Namespace) -> int:
         work.JobConfig(g.name, model_id, None, pipeline_name, None, None, None, None, None,
                        prompt_set).check_or_write(out)
 
-    writer = ShardWriter(out, state.process_index, args.shard_size, free_cpu_threads())
+    # API images cost money: each is on disk before the next request (the spool)
+    writer = ShardWriter(out, state.process_index, args.shard_size, free_cpu_threads(),
+                         spool=api is not None)
     todo = sum(1 for b in pending for it in b if it.key not in done)
     started = time.perf_counter()
+    calls = ApiCalls(args.max_failures)
     with state.split_between_processes(pending) as mine:
         mine_todo = sum(1 for b in mine for it in b if it.key not in done)
         bar = progress(total=mine_todo, unit="img", desc=f"{g.name}",
                    disable=not state.is_local_main_process)
-        for batch in mine:
-            if api is not None:
-                _api_batch(api, g, batch, done, writer, model_id, pipeline_name,
-                           args.resolution or api_size)
-            else:
-                images = generate(pipe, [it.prompt for it in batch], [it.seed for it in batch],
-                                  settings, extra)
-                for item, image in zip(batch, images):
-                    if item.key not in done:  # a partly written batch is redone whole
-                        writer.add(_rows_meta(g, item, model_id, revision, pipeline_name,
-                                              settings), image)
-            # keep one batch encoding in the background while the next one generates
-            writer.end_batch(keep_pending=batch_size)
-            bar.update(sum(1 for it in batch if it.key not in done))
-            bar.set_postfix(img_s=f"{bar.n / max(time.perf_counter() - started, 1e-9):.2f}")
-        writer.close()
-        bar.close()
+        try:
+            for batch in mine:
+                if api is not None:
+                    _api_batch(api, g, batch, done, writer, model_id, pipeline_name,
+                               args.resolution or api_size, calls)
+                else:
+                    images = generate(pipe, [it.prompt for it in batch],
+                                      [it.seed for it in batch], settings, extra)
+                    for item, image in zip(batch, images):
+                        if item.key not in done:  # a partly written batch is redone whole
+                            writer.add(_rows_meta(g, item, model_id, revision, pipeline_name,
+                                                  settings), image)
+                # keep one batch encoding in the background while the next one generates
+                writer.end_batch(keep_pending=batch_size)
+                bar.update(sum(1 for it in batch if it.key not in done))
+                bar.set_postfix(img_s=f"{bar.n / max(time.perf_counter() - started, 1e-9):.2f}")
+        finally:  # whatever stopped the loop, every image made so far reaches a shard
+            writer.close()
+            bar.close()
     state.wait_for_everyone()
     if state.is_main_process:
         total = len(work.done_keys(out))
         secs = time.perf_counter() - started
+        failed = f", failed requests: {calls.failed}" if api is not None else ""
         print(f"{g.name}: {todo} images to make over {state.num_processes} process(es), "
               f"{secs:.1f} s ({todo / max(secs, 1e-9):.2f} images/s); rejected by this "
-              f"process: {writer.rejected} (see {out / 'rejects.jsonl'}); {total} rows in {out}")
+              f"process: {writer.rejected}{failed} (see {out / 'rejects.jsonl'}); {total} rows "
+              f"in {out}")
     return 0
 
 
+class ApiCalls:
+    """Counts an API job's failed requests; too many in a row stop the job (a dead key, an
+    outage, a spent quota), with a summary instead of a traceback."""
+
+    def __init__(self, max_in_a_row: int):
+        self.max_in_a_row, self.in_a_row, self.failed, self.kept = max_in_a_row, 0, 0, 0
+
+    def answered(self) -> None:
+        self.in_a_row = 0
+
+    def failure(self, error: Exception) -> None:
+        self.failed += 1
+        self.in_a_row += 1
+        if self.in_a_row >= self.max_in_a_row:
+            raise iab.BenchmarkError(
+                f"stopped after {self.in_a_row} failed requests in a row; last: {error}. This "
+                f"run kept {self.kept} image(s), {self.failed} request(s) failed (logged in "
+                "rejects.jsonl); every kept image is in the output folder: rerun the same "
+                "command to resume")
+
+
 def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, writer: ShardWriter,
-               model_id: str, pipeline_name: str, size: int) -> None:
-    """API images are kept as the provider returned them (no decode/re-encode); one that does
-    not decode is rejected and logged like a black pipeline image."""
-    from generation.api import PromptRefused
+               model_id: str, pipeline_name: str, size: int, calls: ApiCalls) -> None:
+    """API images are kept as the provider returned them (no decode/re-encode), each spooled to
+    disk as soon as it is checked; one that does not decode, has the wrong size, or is black
+    or blank is rejected and logged like a pipeline image, and so is a failed request."""
+    from generation.api import ImageAPIError, PromptRefused
     from iab import shards
 
     for item in batch:
@@ -221,16 +273,44 @@ def _api_batch(api, g: iab.Generator, batch: list[work.WorkItem], done: set, wri
             data = api.generate(item.prompt, seed=item.seed, width=size, height=size)
         except PromptRefused as e:  # the provider's safety filter: logged, like a black image
             writer.reject(seen, f"refused: {e}")
+            calls.answered()
             continue
+        except ImageAPIError as e:  # retries spent, or an answer without an image
+            writer.reject(seen, f"request failed: {e}")
+            calls.failure(e)
+            continue
+        fault_point("api.answer")  # kill tests: an answered image, not yet on disk
         try:
             row = shards.make_row(data, g.name, item.semantic, item.prompt_id,
                                   image_index=item.image_index, prompt=item.prompt,
                                   seed=item.seed, model_id=model_id, pipeline=pipeline_name,
                                   where=f"{g.name} {item.prompt_id} #{item.image_index}")
+            why = _unfit(data, size)
         except iab.BenchmarkError as e:
-            writer.reject(seen, str(e))
+            why = str(e)
+        calls.answered()  # the API works, whatever this image is worth
+        if why:
+            writer.reject(seen, why)
             continue
-        writer.buffers[item.semantic].append(row)
+        writer.keep(row)
+        calls.kept += 1
+
+
+def _unfit(data: bytes, size: int) -> str | None:
+    """Why a decodable API image must not be kept (the pipeline images' checks), or None."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.size != (size, size):  # before decoding: the size is in the header
+            return f"wrong size {im.size[0]}x{im.size[1]}, expected {size}x{size}"
+        try:
+            pixels = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+        except (OSError, ValueError) as e:
+            return f"undecodable image ({e})"
+    return check_image(pixels, size, size)
 
 
 if __name__ == "__main__":

@@ -85,9 +85,9 @@ def load_prompts(source: str, semantics: list[str]) -> tuple[dict[str, list[Prom
             continue
         pid = r.get("prompt_id") or \
             f"{r['semantic']}/custom-{hashlib.sha256(r['prompt'].encode()).hexdigest()[:16]}"
-        if not pid.startswith(f"{r['semantic']}/"):
-            raise iab.BenchmarkError(f"{path}, row {i}: prompt_id {pid!r} must start with "
-                                     f"'{r['semantic']}/'")
+        problem = iab.prompt_id_problem(pid, r["semantic"])
+        if problem:
+            raise iab.BenchmarkError(f"{path}, row {i}: {problem}")
         out[r["semantic"]].append(PromptRow(r["semantic"], pid, r["prompt"]))
     return out, hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from typing import Iterator
 import numpy as np
 
 import imageattributionbench as iab
+from iab.faults import fault_point
+from iab.procs import die_with_parent, pid_alive
 
 POLICIES = ("native_crop", "processor", "paper_resnet")
 DEFAULT_POLICY = {"finetune": "native_crop", "linear_probe": "processor", "score": "processor"}
@@ -148,6 +151,21 @@ def cache_dir() -> Path:
     return Path(base) / "imageattributionbench" / "decoded"
 
 
+_TMP_RE = re.compile(r"^[0-9a-f]+\.(?:u8|json)\.(\d+)\.tmp$")
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Cache files a killed decode left half-written (``<digest>.u8.<pid>.tmp``): those whose
+    process is gone. A decode still running elsewhere keeps its file."""
+    stale = []
+    for p in folder.iterdir():
+        m = _TMP_RE.match(p.name)
+        if m and not pid_alive(int(m.group(1))):
+            p.unlink(missing_ok=True)
+            stale.append(p)
+    return stale
+
+
 def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt: str,
                  progress: bool = True) -> DecodedSplit:
     """Decode a (non-streaming) split once into the cache, or reuse an earlier decode."""
@@ -156,6 +174,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
     digest = hashlib.sha256(f"{key}|{policy}|{side}".encode()).hexdigest()[:24]
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(folder)
     data_path, meta_path = folder / f"{digest}.u8", folder / f"{digest}.json"
     if meta_path.exists() and data_path.exists():
         meta = json.loads(meta_path.read_text())
@@ -188,7 +207,9 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
             first, fut = pending.popleft()
             yield first, fut.result()
 
-    with ProcessPoolExecutor(max(1, workers)) if workers > 1 else _Inline() as pool:
+    # workers die with this process: a killed run leaves none decoding
+    with ProcessPoolExecutor(max(1, workers), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) if workers > 1 else _Inline() as pool:
         for start, results in results_in_order(pool):
             for j, res in enumerate(results):
                 if isinstance(res, str):
@@ -200,6 +221,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
                 images[len(keep)] = res
                 keep.append(start + j)
             bar.update(len(results))
+            fault_point("harness.decode.chunk")  # kill tests: a half-written cache file
     bar.close()
     images.flush()
     del images

@@ -123,8 +123,19 @@ class Classifier(nn.Module):
 
 
 def label_index(id2label: dict) -> list[int]:
-    """Benchmark label id of each model output, or a clear error naming what does not fit."""
+    """Benchmark label id of each model output, or a clear error naming what does not fit:
+    names that are not benchmark labels, or a name given to two outputs (one of them would
+    be silently dropped)."""
     names = [id2label[i] for i in sorted(id2label, key=int)]
+    seen: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        seen.setdefault(n, []).append(i)
+    repeated = {n: outs for n, outs in seen.items() if len(outs) > 1}
+    if repeated:
+        raise iab.BenchmarkError(
+            "the model's id2label gives one name to several outputs: " + "; ".join(
+                f"{n!r} (outputs {', '.join(map(str, outs))})" for n, outs in repeated.items())
+            + "; each output must have its own benchmark label: fix id2label in config.json")
     unknown = [n for n in names if n not in iab.LABEL_IDS]
     if unknown:
         raise iab.BenchmarkError(
@@ -132,6 +143,32 @@ def label_index(id2label: dict) -> list[int]:
             f"scored model's id2label must use these names: {', '.join(iab.LABELS)} (or "
             "fine-tune it: --method finetune)")
     return [iab.LABEL_IDS[n] for n in names]
+
+
+def trained_classifier(model_id: str, revision: str | None) -> nn.Module:
+    """An already trained AutoModelForImageClassification, as its checkpoint holds it: a
+    weight whose shape differs from the config (a head over another number of labels than
+    id2label says) or a weight the checkpoint lacks (a head that would start random) is a
+    clear error, never a silently re-initialised output."""
+    from transformers import AutoModelForImageClassification
+
+    model, info = AutoModelForImageClassification.from_pretrained(
+        model_id, revision=revision, output_loading_info=True, ignore_mismatched_sizes=True)
+    mismatched = sorted(info.get("mismatched_keys") or ())
+    if mismatched:
+        shapes = "; ".join(f"{key}: checkpoint {tuple(ckpt)}, config {tuple(want)}"
+                           for key, ckpt, want in mismatched)
+        raise iab.BenchmarkError(
+            f"{model_id}: weights do not match its config ({shapes}); the config says "
+            f"{model.config.num_labels} labels (id2label): make id2label list one name per "
+            "output of the head, or pass the checkpoint the config belongs to")
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        raise iab.BenchmarkError(
+            f"{model_id}: the checkpoint lacks {', '.join(missing[:5])}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            + "; --method score needs a trained classifier (to train one: --method finetune)")
+    return model
 
 
 def build(method: str, model_id: str, revision: str | None, size: int) -> nn.Module:
@@ -148,7 +185,7 @@ def build(method: str, model_id: str, revision: str | None, size: int) -> nn.Mod
             ignore_mismatched_sizes=True)  # a new head over the benchmark's labels
         return Classifier(model)
     if method == "score":
-        model = AutoModelForImageClassification.from_pretrained(model_id, revision=revision)
+        model = trained_classifier(model_id, revision)
         return Scored(model.eval(), label_index(model.config.id2label))
     backbone = AutoModel.from_pretrained(model_id, revision=revision)
     vision = getattr(backbone, "vision_model", None)

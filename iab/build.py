@@ -16,7 +16,6 @@ from bisect import bisect_right
 from itertools import accumulate
 import os
 import shutil
-import tempfile
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -27,7 +26,9 @@ from typing import Iterable
 from iab.progress import progress as progress_bar
 
 import imageattributionbench as iab
-from iab import card, shards
+from iab import card, install, shards
+from iab.faults import fault_point
+from iab.procs import die_with_parent
 
 # Files and folders a build owns in the output folder; anything else there is left alone
 # (a git clone's .git and .gitattributes) or, if unknown, makes the build refuse the folder.
@@ -80,33 +81,19 @@ def _where(path: Path, row: int) -> str:
     return f"{path}, row {row}"
 
 
-def _check_row(path: Path, i: int, r: dict) -> RowRef:
-    for c in iab.REQUIRED_VALUES:
-        if c != "image" and r.get(c) is None:
-            raise iab.BenchmarkError(f"{_where(path, i)}: column {c!r} is null; it must hold a "
-                                     "value in every row (DESIGN section 3)")
-    gen, sem = r["generator"], r["semantic"]
-    if gen not in iab.LABEL_IDS:
-        raise iab.BenchmarkError(f"{_where(path, i)}: unknown generator {gen!r}; valid "
-                                 f"generators: {', '.join(iab.LABELS)}")
-    if sem not in iab.SUPERCLASS_OF:
-        raise iab.BenchmarkError(f"{_where(path, i)}: unknown semantic {sem!r}; valid "
-                                 f"semantics: {', '.join(iab.SEMANTICS)}")
-    if r["label"] != iab.LABEL_IDS[gen]:
-        raise iab.BenchmarkError(
-            f"{_where(path, i)}: label {r['label']!r} does not match generator {gen!r} (label id "
-            f"{iab.LABEL_IDS[gen]}); label ids are fixed by imageattributionbench.LABELS")
-    if r["superclass"] != iab.SUPERCLASS_OF[sem]:
-        raise iab.BenchmarkError(f"{_where(path, i)}: superclass {r['superclass']!r} does not "
-                                 f"match semantic {sem!r} (expected {iab.SUPERCLASS_OF[sem]!r})")
-    pid = r["prompt_id"]
-    if not pid.startswith(f"{sem}/") or pid == f"{sem}/":
-        raise iab.BenchmarkError(f"{_where(path, i)}: prompt_id {pid!r} must start with its "
-                                 f"semantic: '{sem}/<index>' or '{sem}/src:<file name>'")
-    return RowRef(-1, i, gen, sem, pid, r["image_index"], r["sha256"], iab.fold_of(pid))
+def _check_row(path: Path, i: int, r: dict, limit: int) -> RowRef:
+    problem = iab.row_problem(r)
+    if problem:
+        raise iab.BenchmarkError(f"{_where(path, i)}: {problem}")
+    if r["width"] * r["height"] > limit:
+        raise shards.too_big_error(_where(path, i), f"the row says {r['width']}x{r['height']}",
+                              limit)
+    return RowRef(-1, i, r["generator"], r["semantic"], r["prompt_id"], r["image_index"],
+                  r["sha256"], iab.fold_of(r["prompt_id"]))
 
 
-def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], int]:
+def scan_raw(files: list[Path], progress: bool = True, limit: int | None = None
+             ) -> tuple[list[RowRef], int]:
     """Check every raw row's metadata; returns the rows to publish and the duplicates dropped.
 
     A row is identified by (generator, prompt_id, image_index): the same row twice with the
@@ -114,13 +101,14 @@ def scan_raw(files: list[Path], progress: bool = True) -> tuple[list[RowRef], in
     """
     refs: dict[tuple[str, str, int], RowRef] = {}
     duplicates = 0
+    limit = shards.max_pixels(limit)
     for fi, path in enumerate(progress_bar(files, desc="scan raw shards", unit="shard",
                                            disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = shards.read_table(path, columns=_META_COLUMNS)
         for i, r in enumerate(table.to_pylist()):
-            ref = _check_row(path, i, r)
+            ref = _check_row(path, i, r, limit)
             ref = replace(ref, file=fi)
             key = (ref.label, ref.prompt_id, ref.image_index)
             if key in refs:
@@ -185,10 +173,11 @@ def _write_parts(rows: list[dict], root: Path, path_of) -> list[ShardRecord]:
     return records
 
 
-def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
+def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str, int]
                  ) -> tuple[list[ShardRecord], list[shards.ImageStat]]:
     """Publish one (label, semantic): fold shards, degraded shards, and per-image stats."""
-    label, semantic, by_file, root = task
+    label, semantic, by_file, root, limit = task
+    fault_point("build.worker")  # kill tests (iab/faults.py): a worker at work
     root_path = Path(root)
     published: list[tuple[RowRef, dict]] = []
     stats: list[shards.ImageStat] = []
@@ -205,7 +194,7 @@ def _build_group(task: tuple[str, str, list[tuple[str, list[RowRef]]], str]
             if iab.sha256_hex(data) != row["sha256"]:
                 raise iab.BenchmarkError(f"{where}: image bytes do not match the row's sha256 "
                                          "(corrupt or altered); regenerate or re-import it")
-            facts = shards.inspect_image(data, where)
+            facts = shards.inspect_image(data, where, limit=limit)
             if (facts.format, facts.width, facts.height) != (row["format"], row["width"],
                                                              row["height"]):
                 raise iab.BenchmarkError(
@@ -278,21 +267,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
                                  "replace it, or choose an empty folder")
 
 
-def _install(tmp: Path, out: Path) -> None:
-    """Move a finished build into place; an earlier build's entries are swapped out first."""
-    if not out.exists():
-        os.replace(tmp, out)
-        return
-    trash = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-    for name in BUILD_ENTRIES:
-        if (out / name).exists():
-            os.replace(out / name, trash / name)
-    for entry in tmp.iterdir():
-        os.replace(entry, out / entry.name)
-    shutil.rmtree(trash)
-    tmp.rmdir()
-
-
 def fingerprint(refs: Iterable[RowRef]) -> str:
     """sha256 over every published row's identity and image hash, independent of raw files."""
     h = hashlib.sha256()
@@ -301,39 +275,46 @@ def fingerprint(refs: Iterable[RowRef]) -> str:
     return h.hexdigest()
 
 
-def _tasks(refs: list[RowRef], files: list[Path], root: Path) -> list[tuple]:
+def _tasks(refs: list[RowRef], files: list[Path], root: Path, limit: int) -> list[tuple]:
     groups: dict[tuple[str, str], dict[int, list[RowRef]]] = defaultdict(lambda: defaultdict(list))
     for r in refs:
         groups[(r.label, r.semantic)][r.file].append(r)
     # Largest groups first so that parallel workers finish together.
     ordered = sorted(groups.items(), key=lambda kv: (-sum(map(len, kv[1].values())), kv[0]))
-    return [(label, sem, [(str(files[f]), rs) for f, rs in sorted(by_file.items())], str(root))
-            for (label, sem), by_file in ordered]
+    return [(label, sem, [(str(files[f]), rs) for f, rs in sorted(by_file.items())], str(root),
+             limit) for (label, sem), by_file in ordered]
 
 
 def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwrite: bool = False,
-          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True
-          ) -> BuildReport:
+          num_proc: int = 1, repo_id: str = iab.HUB_REPO_ID, progress: bool = True,
+          max_pixels: int | None = None) -> BuildReport:
     """Build the Hub repo folder ``out`` from raw shards (files or folders of .parquet).
 
     Nothing is written unless the whole build succeeds; ``out`` must be new, empty, or hold an
     earlier build (then ``overwrite=True`` replaces it). Building twice from the same raw rows
-    gives byte-identical files.
+    gives byte-identical files. A kill at any moment leaves ``out`` with the complete old or
+    new build, and the next build cleans up after it (``iab.install``). Images above
+    ``max_pixels`` (default ``shards.max_pixels()``) are refused before they are decoded.
     """
     out = Path(out)
     inputs = list(inputs)
+    limit = shards.max_pixels(max_pixels)
+    install.clean_stale(out, FOREIGN_OK)
     _check_out(out, overwrite)
     files = shards.find_raw_shards(inputs)
-    refs, duplicates = scan_raw(files, progress)
+    refs, duplicates = scan_raw(files, progress, limit)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.build-"))
+    tmp = install.staging_folder(out)
     try:
-        tasks = _tasks(refs, files, tmp)
+        tasks = _tasks(refs, files, tmp, limit)
         records: list[ShardRecord] = []
         stats: list[shards.ImageStat] = []
         bar = progress_bar(total=len(refs), desc="build", unit="img", disable=not progress)
         if num_proc > 1:
-            with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn")) as pool:
+            # workers die with this process: a killed build leaves none running
+            with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn"),
+                                     initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 for task, (recs, st) in zip(tasks, pool.map(_build_group, tasks)):
                     records += recs
                     stats += st
@@ -365,7 +346,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         _write_checksums(tmp, {r.path: r.sha256 for r in records})
-        _install(tmp, out)
+        install.install(tmp, out, FOREIGN_OK)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

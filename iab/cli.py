@@ -13,12 +13,15 @@ from pathlib import Path
 import imageattributionbench as iab
 from iab.scripts import DefaultsHelpFormatter
 
+MAX_PIXELS_HELP = ("refuse images above N pixels before decoding them (default: "
+                   "IAB_MAX_PIXELS, else 50,000,000)")
+
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from iab.build import build
 
     report = build(args.raw, args.out, overwrite=args.overwrite, num_proc=args.num_proc,
-                   repo_id=args.repo_id, progress=not args.quiet)
+                   repo_id=args.repo_id, progress=not args.quiet, max_pixels=args.max_pixels)
     print(f"built {report.out}: {report.rows:,} rows in {len(report.shards)} shards, "
           f"{len(report.configs)} configs (fingerprint {report.fingerprint[:12]})")
     if report.duplicates_dropped:
@@ -32,7 +35,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from iab.verify import verify
 
-    problems, summary = verify(args.repo)
+    problems, summary = verify(args.repo, quick=args.quick, max_pixels=args.max_pixels)
     for p in problems:
         print(f"FAIL {p}")
     if problems:
@@ -145,13 +148,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--repo-id", default=iab.HUB_REPO_ID,
                    help=f"Hub id used in the card's examples (default {iab.HUB_REPO_ID})")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     b.set_defaults(func=_cmd_build)
 
     v = add("verify", help="check a built repo folder",
-            description="Check checksums, row counts, schema, folders, fold "
-                        "disjointness, degraded splits and the card's configs. "
-                        "Exit status 1 when anything is wrong.")
+            description="Check checksums, row counts, schema and value domains, "
+                        "folders, fold disjointness, degraded splits and the card's "
+                        "configs, and decode every image and compare its format and "
+                        "size with its row. Exit status 1 when anything is wrong.")
     v.add_argument("repo", help="a folder built by `iab build` (or a clone of the Hub repo)")
+    v.add_argument("--quick", action="store_true",
+                   help="check hashes, not images: no image is decoded (much faster)")
+    v.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     v.set_defaults(func=_cmd_verify)
 
     i = add("info", help="labels, semantics and configs")

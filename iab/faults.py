@@ -6,6 +6,7 @@ unless the environment variable ``IAB_FAULT`` names that point:
     IAB_FAULT=build.swap.2            # SIGKILL this process when it reaches that point
     IAB_FAULT=build.swap.2:segv       # die by SIGSEGV instead (a crashing native kernel)
     IAB_FAULT=api.answer:3            # the third time the point is reached, not the first
+    IAB_FAULT=build.worker:stop       # SIGSTOP: the process hangs there (a busy worker)
 
 Kill tests then need no sleeps and no timing: the same point is hit on every machine.
 """
@@ -16,7 +17,8 @@ import os
 import signal
 
 _hits: dict[str, int] = {}
-SIGNALS = {"kill": signal.SIGKILL, "segv": signal.SIGSEGV, "term": signal.SIGTERM}
+SIGNALS = {"kill": signal.SIGKILL, "segv": signal.SIGSEGV, "term": signal.SIGTERM,
+           "stop": signal.SIGSTOP}
 
 
 def _wanted() -> tuple[str, int, int] | None:

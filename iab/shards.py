@@ -73,13 +73,41 @@ def read_table(path: Path, columns: list[str] | None = None,
                                  "regenerate this shard or remove it from the inputs") from e
 
 
+def _type_fits(actual: pa.DataType, expected: pa.DataType, nullable: bool) -> bool:
+    """Whether a raw shard's column type holds the schema's values: any integer width for an
+    integer column, integers or floats for a float one, string for string, the datasets
+    Image struct (or plain binary) for the image; an all-null column where nulls are allowed."""
+    if pa.types.is_null(actual):
+        return nullable
+    if pa.types.is_integer(expected):
+        return pa.types.is_integer(actual)
+    if pa.types.is_floating(expected):
+        return pa.types.is_floating(actual) or pa.types.is_integer(actual)
+    if pa.types.is_string(expected):
+        return pa.types.is_string(actual) or pa.types.is_large_string(actual)
+    if pa.types.is_struct(expected):  # image: {bytes, path}
+        if pa.types.is_binary(actual) or pa.types.is_large_binary(actual):
+            return True
+        return (pa.types.is_struct(actual) and actual.get_field_index("bytes") >= 0
+                and _type_fits(actual.field("bytes").type, pa.binary(), True))
+    return actual == expected
+
+
 def check_columns(path: Path, schema: pa.Schema) -> None:
+    """Every column of the row schema is present, with a type that holds its values."""
     missing = [c for c in iab.COLUMN_NAMES if c not in schema.names]
     if missing:
         raise iab.BenchmarkError(
             f"{path}: missing column(s) {', '.join(missing)}; raw shards need every column of "
             f"the row schema ({', '.join(iab.COLUMN_NAMES)}); write them with "
             "imageattributionbench's features() (see DESIGN section 3)")
+    expected = arrow_schema()
+    for c in iab.COLUMN_NAMES:
+        want, have = expected.field(c).type, schema.field(c).type
+        if not _type_fits(have, want, c not in iab.REQUIRED_VALUES):
+            raise iab.BenchmarkError(
+                f"{path}: column {c!r} has type {have}, the row schema says {want}; rewrite "
+                "the shard with imageattributionbench's features() (see DESIGN section 3)")
 
 
 def image_bytes_column(table: pa.Table) -> list[bytes | None]:
@@ -117,23 +145,86 @@ def jpeg_quality_estimate(quant_tables: dict) -> int | None:
     return max(1, min(100, round(quality)))
 
 
-def inspect_image(data: bytes, where: str) -> ImageFacts:
+# Images above this many pixels are refused before any pixel is decoded: a decompression
+# bomb (a tiny PNG whose header says 30000x30000) or an image no generator makes (decoding and
+# degrading 110 MP costs about 2 GB). The environment variable IAB_MAX_PIXELS or
+# ``iab build/verify --max-pixels`` changes it.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def max_pixels(override: int | None = None) -> int:
+    """The pixel limit in force: ``override``, else IAB_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    if override is not None:
+        value = override
+    else:
+        text = os.environ.get("IAB_MAX_PIXELS", "").replace("_", "")
+        if text and not text.isdigit():
+            raise iab.BenchmarkError(f"IAB_MAX_PIXELS={text!r} is not a whole number of pixels")
+        value = int(text) if text else DEFAULT_MAX_PIXELS
+    if value < 1:
+        raise iab.BenchmarkError(f"the pixel limit must be at least 1, got {value}")
+    return value
+
+
+def _open_within(data: bytes, where: str, limit: int):
+    """PIL image of the bytes (header read only), refusing more than ``limit`` pixels."""
+    import warnings
+
+    from PIL import Image
+
+    # PIL's own bomb check (a warning above MAX_IMAGE_PIXELS, an error above twice that)
+    # must not fire below our limit; ours is the one that speaks.
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limit:
+        Image.MAX_IMAGE_PIXELS = limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            im = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError as e:
+            raise too_big_error(where, str(e), limit) from None
+    w, h = im.size
+    if w * h > limit:
+        im.close()
+        raise too_big_error(where, f"{w}x{h} = {w * h:,} pixels", limit)
+    return im
+
+
+def too_big_error(where: str, what: str, limit: int) -> iab.BenchmarkError:
+    return iab.BenchmarkError(
+        f"{where}: image too large ({what}); the pixel limit is {limit:,} (a decompression "
+        "bomb, or an image no generator makes): remove or downscale it, or raise the limit "
+        "with --max-pixels N or the environment variable IAB_MAX_PIXELS")
+
+
+def inspect_image(data: bytes, where: str, *, limit: int | None = None,
+                  decode: bool = False) -> ImageFacts:
     """Format, size and JPEG quality of encoded image bytes, checking that they decode.
 
-    PNG chunks are CRC-checked (``verify``) and JPEG data must reach its end marker, which
-    catches truncation and corruption without the cost of decoding every pixel.
+    The size is read from the header first: an image above the pixel limit (``max_pixels``)
+    is refused before anything is decoded. PNG chunks are CRC-checked (``verify``) and JPEG
+    data must reach its end marker, which catches truncation and corruption without the cost
+    of decoding every pixel; ``decode=True`` also decodes every pixel (``iab verify``).
     """
     from PIL import Image, UnidentifiedImageError
 
+    limit = max_pixels(limit)
+    if not data:
+        raise iab.BenchmarkError(f"{where}: image has no bytes (empty); regenerate or "
+                                 "re-import it, or remove the row")
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _open_within(data, where, limit) as im:
             fmt, (w, h) = im.format, im.size
             quality = jpeg_quality_estimate(getattr(im, "quantization", None)) \
                 if fmt == "JPEG" else None
             im.verify()
         if fmt == "JPEG" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
             raise OSError("JPEG data ends before its end-of-image marker (truncated)")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if decode:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as e:
+        if isinstance(e, iab.BenchmarkError):
+            raise
         raise iab.BenchmarkError(f"{where}: undecodable image ({e}); regenerate or re-import "
                                  "it, or remove the row") from e
     return ImageFacts(fmt, w, h, quality)
@@ -178,7 +269,7 @@ def make_row(data: bytes, label: str, semantic: str, prompt_id: str, *, image_in
     if unknown:
         raise TypeError(f"not schema columns: {', '.join(sorted(unknown))}")
     facts = inspect_image(data, where)
-    return {
+    row = {
         **{c: None for c in iab.COLUMN_NAMES},
         **meta,
         "image": {"bytes": data, "path": image_path},
@@ -194,6 +285,10 @@ def make_row(data: bytes, label: str, semantic: str, prompt_id: str, *, image_in
         "format": facts.format,
         "sha256": iab.sha256_hex(data),
     }
+    problem = iab.row_problem(row)
+    if problem:
+        raise iab.BenchmarkError(f"{where}: {problem}")
+    return row
 
 
 @dataclass(frozen=True)

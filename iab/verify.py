@@ -1,9 +1,11 @@
 """``iab verify``: check a built repo folder before it is pushed, or after it is downloaded.
 
-Checks checksums, row counts against the manifest, every shard's schema, that every row sits
-in the folder its label, semantic and fold say, that image bytes match their sha256, that no
-prompt is in two folds, that the degraded splits hold exactly the standard test rows, and that
-the card's data_files select the row counts it reports.
+Checks checksums, row counts against the manifest, every shard's schema and every row's value
+domains, that every row sits in the folder its label, semantic and fold say, that image bytes
+match their sha256, decode, and have the format, width and height their row says (``quick``:
+hashes only, nothing decoded), that no prompt is in two folds, that the degraded splits hold
+exactly the standard test rows, and that the card's data_files select the row counts it
+reports.
 """
 
 from __future__ import annotations
@@ -23,18 +25,59 @@ def _card_configs(readme: Path) -> list[dict]:
     text = readme.read_text()
     if not text.startswith("---\n"):
         raise ValueError("README.md has no YAML front matter")
-    return yaml.safe_load(text.split("---\n", 2)[1]).get("configs", [])
+    try:
+        meta = yaml.safe_load(text.split("---\n", 2)[1])
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 2}" if where is not None else ""  # +1: 0-based, +1: ---
+        raise ValueError(f"its YAML front matter does not parse{at} "
+                         f"({getattr(e, 'problem', None) or e}); rebuild the card with "
+                         "`iab build`") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("configs", []), list):
+        raise ValueError("its YAML front matter is not a mapping with a 'configs' list")
+    return meta.get("configs", [])
 
 
-def verify(repo: str | Path) -> tuple[list[str], dict]:
-    """Problems found in a built repo folder (empty when it is sound), and a summary."""
+def _check_image(data: bytes | None, row: dict, where: str, quick: bool, limit: int
+                 ) -> str | None:
+    """Why an image does not fit its row: sha256, and unless ``quick``, decoding, format
+    and size."""
+    if data is None or iab.sha256_hex(data) != row["sha256"]:
+        return f"{where}: image bytes do not match their sha256"
+    if quick:
+        return None
+    try:
+        facts = shards.inspect_image(data, where, limit=limit, decode=True)
+    except iab.BenchmarkError as e:
+        return str(e)
+    if (facts.format, facts.width, facts.height) != (row["format"], row["width"],
+                                                     row["height"]):
+        return (f"{where}: image is {facts.format} {facts.width}x{facts.height} but the row "
+                f"says {row['format']} {row['width']}x{row['height']}")
+    return None
+
+
+def verify(repo: str | Path, quick: bool = False, max_pixels: int | None = None
+           ) -> tuple[list[str], dict]:
+    """Problems found in a built repo folder (empty when it is sound), and a summary.
+
+    Every image is decoded and its format and size compared with its row; ``quick=True``
+    checks hashes only. Images above ``max_pixels`` (``shards.max_pixels``) are refused
+    before decoding.
+    """
     repo = Path(repo)
+    limit = shards.max_pixels(max_pixels)
     problems: list[str] = []
     try:
         manifest = json.loads((repo / "manifest.json").read_text())
     except (OSError, ValueError) as e:
         return [f"manifest.json missing or unreadable ({e}): is {repo} a folder built by "
                 "`iab build`?"], {}
+    entries = manifest.get("shards", []) if isinstance(manifest, dict) else None
+    if not isinstance(entries, list) or not all(
+            isinstance(r, dict) and {"path", "rows"} <= set(r) for r in entries):
+        return ["manifest.json is not a build manifest (an object whose 'shards' list "
+                "entries have 'path' and 'rows'): rebuild with `iab build`"], {}
 
     listed: dict[str, str] = {}
     try:
@@ -78,6 +121,10 @@ def verify(repo: str | Path) -> tuple[list[str], dict]:
             problems.append(f"{path}: {table.num_rows} rows, manifest says {rec['rows']}")
         for i, (row, data) in enumerate(zip(metadata, images)):
             where = f"{path}, row {i}"
+            problem = iab.row_problem(row)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
             if row["generator"] != key.label or row["label"] != iab.LABEL_IDS.get(key.label):
                 problems.append(f"{where}: label {row['generator']!r} in a {key.label!r} shard")
             if row["semantic"] != key.semantic:
@@ -87,8 +134,9 @@ def verify(repo: str | Path) -> tuple[list[str], dict]:
             if fold != key.fold:
                 problems.append(f"{where}: prompt {row['prompt_id']!r} belongs to fold {fold!r}, "
                                 f"not {key.fold!r}")
-            if data is None or iab.sha256_hex(data) != row["sha256"]:
-                problems.append(f"{where}: image bytes do not match their sha256")
+            problem = _check_image(data, row, where, quick, limit)
+            if problem:
+                problems.append(problem)
             ident = (row["generator"], row["prompt_id"], row["image_index"])
             if key.degradation:
                 degraded_rows[key.degradation].add(ident)

@@ -58,3 +58,29 @@ def tree_files(root: Path) -> dict[str, bytes]:
 
 def shard_rows(path: Path) -> list[dict]:
     return pq.read_table(path).to_pylist()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(
+        ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def huge_png(width: int, height: int, valid: bool = True) -> bytes:
+    """A small file that is a ``width`` x ``height`` PNG: 1-bit greyscale, all black, so
+    even 110 megapixels compress to kilobytes. ``valid=False``: a decompression bomb's header
+    (the image data is a few bytes, far too short for the size)."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    z = zlib.compressobj(9)
+    if valid:
+        line = b"\x00" * (1 + (width + 7) // 8)
+        idat = b"".join(z.compress(line) for _ in range(height)) + z.flush()
+    else:
+        idat = z.compress(b"\x00" * 64) + z.flush()
+    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat)
+            + _chunk(b"IEND", b""))

@@ -343,3 +343,42 @@ def test_key_never_in_errors_or_logs(stub, make, caplog):
     assert "Incorrect API key provided" in str(info.value)
     assert key not in str(info.value) and key not in repr(client)
     assert "upstream saw key" in caplog.text and key not in caplog.text
+
+
+# --- answers of the wrong shape, long Retry-After ---------------------------------------------
+
+@pytest.mark.parametrize("case, body, message", [
+    ("dall-e-3", [1, 2, 3], "JSON that is not an object"),
+    ("dall-e-3", "just a string", "JSON that is not an object"),
+    ("dall-e-3", {"data": [1]}, "no image data"),
+    ("seedream", {"data": [{"b64_json": 5}]}, "no image data"),
+    ("gpt-image-1", {"data": [{"b64_json": "%%%"}]}, "not base64"),
+    ("gemini", {"candidates": ["x"]}, "no image part"),
+    ("gemini", {"candidates": [{"content": {"parts": ["x", {"inlineData": "y"}]}}]},
+     "no image part"),
+    ("gemini", {"candidates": [{"content": {"parts": [{"inlineData": {
+        "mimeType": "image/png", "data": ["not", "text"]}}]}}]}, "no image data"),
+    ("gemini", {"candidates": {"content": 1}, "promptFeedback": [1]}, "no image part"),
+])
+def test_an_answer_of_the_wrong_shape_is_an_api_error(stub, make, case, body, message):
+    stub.script(Reply(body=body))
+    with pytest.raises(ImageAPIError, match=message):
+        gen(make(case), case)
+
+
+def test_a_retry_after_over_the_cap_fails_at_once(stub, make, fake):
+    stub.fail(429, retry_after=86400, error="daily quota exceeded")
+    with pytest.raises(ImageAPIError, match=r"daily quota exceeded; it asks to retry after "
+                                            r"86400 s, longer than the 120 s") as info:
+        gen(make("dall-e-3"), "dall-e-3")
+    assert info.value.status == 429 and fake.sleeps == [] and len(stub.requests) == 1
+
+
+def test_a_retry_after_http_date_is_honoured(stub, make, fake):
+    from email.utils import format_datetime
+    from datetime import datetime, timedelta, timezone
+
+    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    stub.script(Reply(429, error="slow down", headers={"Retry-After": when}))
+    assert gen(make("gemini"), "gemini") == PNG
+    assert len(fake.sleeps) == 1 and 20 <= fake.sleeps[0] <= 30

@@ -12,7 +12,7 @@ from iab.build import build
 from iab.demo import write_demo_raw
 
 from conftest import BASE_LABELS, SMALL
-from helpers import png, row, shard_rows, tree_files, write_rows
+from helpers import huge_png, png, row, shard_rows, tree_files, write_rows
 
 
 def _raw_images(raw_dir):
@@ -116,6 +116,21 @@ def _assert_nothing_written(tmp_path, out):
     ({"superclass": "Scene"}, r"superclass 'Scene' does not match semantic 'cat'"),
     ({"prompt_id": "dog/1"}, r"prompt_id 'dog/1' must start with its semantic"),
     ({"sha256": None}, r"column 'sha256' is null"),
+    # value domains (imageattributionbench.row_problem)
+    ({"prompt_id": "cat/../../etc"}, r"has an empty, '\.' or '\.\.' part"),
+    ({"prompt_id": "cat/src:.."}, r"has an empty, '\.' or '\.\.' part"),
+    ({"prompt_id": "cat/1\nx"}, r"holds a control character"),
+    ({"prompt_id": "cat/1\x00"}, r"holds a control character"),
+    ({"prompt_id": "cat/" + "9" * 1001}, r"characters long \(at most 1000\)"),
+    ({"image_index": -1}, r"'image_index' is -1; it must be at least 0"),
+    ({"seed": -5}, r"'seed' is -5; it must be at least 0"),
+    ({"width": 0}, r"'width' is 0; it must be at least 1"),
+    ({"num_inference_steps": 0}, r"'num_inference_steps' is 0"),
+    ({"guidance_scale": float("nan")}, r"guidance_scale nan must be a finite number"),
+    ({"format": "png"}, r"format 'png' is not an image format name"),
+    ({"sha256": "ABC"}, r"sha256 'ABC' is not 64 lowercase hexadecimal digits"),
+    ({"model_id": "org/m\nx"}, r"column 'model_id' holds a control character"),
+    ({"prompt": "a cat\x00"}, r"prompt holds a control character"),
 ])
 def test_bad_rows_are_refused_naming_file_and_row(tmp_path, bad, message):
     raw = tmp_path / "raw"
@@ -234,3 +249,49 @@ def test_damaged_parquet_data_is_refused(tmp_path):
     with pytest.raises(iab.BenchmarkError, match=r"a\.parquet: damaged parquet data"):
         build([raw], tmp_path / "out", progress=False)
     _assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def test_a_column_of_the_wrong_type_names_shard_and_column(tmp_path):
+    import pyarrow as pa
+
+    raw = tmp_path / "raw"
+    table = shards.rows_to_table([row(index=0), row(index=1, seed=1)])
+    at = table.schema.get_field_index("image_index")
+    table = table.set_column(at, "image_index", pa.array(["0", "1"]))
+    raw.mkdir()
+    pq.write_table(table, raw / "a.parquet")
+    with pytest.raises(iab.BenchmarkError, match=r"a\.parquet: column 'image_index' has type "
+                                                 r"string, the row schema says int32"):
+        build([raw], tmp_path / "out", progress=False)
+    _assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def _huge_row(data: bytes, honest: bool) -> dict:
+    import struct
+
+    w, h = struct.unpack(">II", data[16:24]) if honest else (16, 16)  # IHDR's size
+    return row(index=1, seed=1, image={"bytes": data, "path": None},
+               sha256=iab.sha256_hex(data), width=w, height=h)
+
+
+@pytest.mark.parametrize("size, valid", [((30000, 30000), False), ((11000, 10000), True)])
+@pytest.mark.parametrize("honest", [True, False])  # the row tells the size, or lies
+def test_a_decompression_bomb_or_huge_image_is_refused(tmp_path, size, valid, honest):
+    raw = tmp_path / "raw"
+    data = huge_png(*size, valid=valid)
+    write_rows(raw / "a.parquet", [row(index=0), _huge_row(data, honest)])
+    with pytest.raises(iab.BenchmarkError, match=r"a\.parquet, row 1: image too large .*"
+                                                 r"pixel limit is 50,000,000.*--max-pixels"):
+        build([raw], tmp_path / "out", progress=False)
+    _assert_nothing_written(tmp_path, tmp_path / "out")
+
+
+def test_the_pixel_limit_can_be_changed(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    write_rows(raw / "a.parquet", [row(index=i, seed=i) for i in range(12)])  # 16x16 images
+    with pytest.raises(iab.BenchmarkError, match=r"row 0: image too large .*limit is 255"):
+        build([raw], tmp_path / "a", progress=False, max_pixels=255)
+    assert build([raw], tmp_path / "b", progress=False, max_pixels=256).rows == 12
+    monkeypatch.setenv("IAB_MAX_PIXELS", "100")
+    with pytest.raises(iab.BenchmarkError, match=r"limit is 100 "):
+        build([raw], tmp_path / "c", progress=False)
