@@ -1,10 +1,10 @@
 """Progress for every job of the project: tqdm's bar on a terminal, plain lines elsewhere.
 
 A bar redraws itself with carriage returns; sent to a log file or a pipe it becomes one very
-long line (or hundreds). So when stderr is not a terminal, :func:`progress` prints a short line
-at each quarter of the work (or every 30 s when the total is unknown) and one at the end, and
-:func:`quiet_library_bars` turns off the bars of datasets, huggingface_hub, transformers and
-diffusers, for this process and the jobs it starts.
+long line (or hundreds). So when stdout or stderr is not a terminal, :func:`progress` prints a
+short line at each quarter of the work (or every 30 s when the total is unknown) and one at
+the end, and :func:`quiet_library_bars` turns off the bars of datasets, huggingface_hub,
+transformers and diffusers, for this process and the jobs it starts.
 
     >>> bar = progress(total=8, desc="SDXL", unit="img")      # doctest: +SKIP
     >>> bar.update(4); bar.set_postfix(img_s="2.0"); bar.close()  # doctest: +SKIP
@@ -22,8 +22,10 @@ PLAIN_EVERY_SECONDS = 30.0
 
 
 def interactive(stream=None) -> bool:
-    """True when ``stream`` (default: stderr, where bars go) is a terminal."""
-    stream = sys.stderr if stream is None else stream
+    """True when ``stream`` is a terminal; by default, when both stdout and stderr (where bars
+    go) are: output sent to a file or a pipe, even half of it, gets plain lines."""
+    if stream is None:
+        return interactive(sys.stdout) and interactive(sys.stderr)
     try:
         return stream.isatty()
     except (AttributeError, ValueError):  # closed or replaced streams
@@ -102,7 +104,7 @@ class PlainProgress:
 
 
 def progress(iterable=None, *, total=None, desc=None, unit="it", disable=False):
-    """A tqdm bar when stderr is a terminal, else a :class:`PlainProgress`."""
+    """A tqdm bar on a terminal (see :func:`interactive`), else a :class:`PlainProgress`."""
     if interactive():
         from tqdm.auto import tqdm
 
