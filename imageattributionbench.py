@@ -38,8 +38,28 @@ class BenchmarkError(ValueError):
     """Bad input to the benchmark: the message says what is wrong and how to fix it."""
 
 
-def _unknown(kind: str, name: object, valid: Iterable[str]) -> BenchmarkError:
-    return BenchmarkError(f"unknown {kind} {name!r}; valid {kind}s: {', '.join(valid)}")
+def close_matches(name: object, valid: Iterable[str], n: int = 2) -> list[str]:
+    """The valid names closest to a mistyped one, case ignored (``sdxl`` finds ``SDXL``)."""
+    import difflib
+
+    by_lower: dict[str, str] = {}
+    for v in valid:
+        by_lower.setdefault(str(v).lower(), str(v))
+    hits = difflib.get_close_matches(str(name).lower(), list(by_lower), n=n, cutoff=0.6)
+    return [by_lower[h] for h in hits]
+
+
+def unknown_name(kind: str, name: object, valid: Iterable[str]) -> BenchmarkError:
+    """The error for a name that is not one of ``valid``: a "did you mean" when one is close,
+    then every valid name (``unknown config 'standrd'; did you mean 'standard'? valid
+    configs: ...``)."""
+    valid = [str(v) for v in valid]
+    near = close_matches(name, valid)
+    hint = f"did you mean {' or '.join(map(repr, near))}? " if near else ""
+    return BenchmarkError(f"unknown {kind} {name!r}; {hint}valid {kind}s: {', '.join(valid)}")
+
+
+_unknown = unknown_name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1036,14 +1056,87 @@ def load(config: str = DEFAULT_CONFIG, split: str | None = None, repo: str = HUB
     """``datasets.load_dataset`` for a benchmark config, checking the names first.
 
     ``repo`` is a Hub dataset id or a local folder built by ``iab build``; other keyword
-    arguments (``streaming=True``, ``cache_dir`` ...) go to ``load_dataset`` unchanged.
+    arguments (``streaming=True``, ``cache_dir`` ...) go to ``load_dataset`` unchanged. A
+    config that a local build left out is refused with the build's configs; a Hub that cannot
+    be reached fails at once, naming ``HF_HUB_OFFLINE`` (see :func:`check_hub_reachable`).
     """
+    import os
+
     proto = protocol(config)
     if split is not None:
         proto.split(split.split("[")[0])  # validates the name; slicing syntax passes through
+    local = os.path.isdir(repo)
+    if local:
+        _check_built_config(repo, config)
+    else:
+        check_hub_reachable(f"loading {repo}")
     from datasets import load_dataset
 
-    return load_dataset(repo, config, split=split, revision=revision, **kwargs)
+    try:
+        return load_dataset(repo, config, split=split, revision=revision, **kwargs)
+    except ValueError as e:
+        if "BuilderConfig" not in str(e):
+            raise
+        # a Hub copy built without this config: datasets lists what it has
+        have = re.search(r"Available: \[(.*)\]", str(e))
+        raise BenchmarkError(
+            f"{repo} has no config {config!r}" + (f"; its configs: {have.group(1)}" if have
+                                                  else "") +
+            " (a build leaves out a config with an empty split)") from None
+    except ConnectionError as e:
+        if not hub_offline():
+            raise
+        raise BenchmarkError(
+            f"{repo} ({config}) is not in the local cache and HF_HUB_OFFLINE is set, so the "
+            "Hub is not asked: unset HF_HUB_OFFLINE on a machine with network access (or "
+            "load it there once to fill the cache), or pass repo=<a folder built by "
+            "`iab build`>") from e
+
+
+def _check_built_config(folder: str, config: str) -> None:
+    """A local build lists its configs (and the ones it left out, with why) in manifest.json."""
+    import json
+    import os
+
+    path = os.path.join(folder, "manifest.json")
+    if not os.path.isfile(path):
+        return  # a plain folder: datasets decides
+    with open(path, encoding="utf-8") as f:
+        manifest = json.load(f)
+    built = list(manifest.get("configs", {}))
+    if config in built:
+        return
+    why = manifest.get("skipped_configs", {}).get(config)
+    raise BenchmarkError(
+        f"{folder} was built without config {config!r}" + (f" ({why})" if why else "") +
+        f"; its configs: {', '.join(built)}")
+
+
+def hub_offline() -> bool:
+    """True when ``HF_HUB_OFFLINE`` is set to a true value (huggingface_hub's own reading)."""
+    import os
+
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def check_hub_reachable(what: str, endpoint: str | None = None, timeout: float = 5.0) -> None:
+    """Fail at once, naming ``HF_HUB_OFFLINE``, when the Hub endpoint (``endpoint``, else
+    ``HF_ENDPOINT``) cannot be reached, instead of letting every Hub call retry for half a
+    minute. Does nothing with ``HF_HUB_OFFLINE`` set (the caller then works from the local
+    cache, as huggingface_hub does)."""
+    if hub_offline():
+        return
+    import httpx
+    from huggingface_hub import constants
+
+    endpoint = endpoint or constants.ENDPOINT
+    try:
+        httpx.head(endpoint, timeout=timeout)  # any HTTP answer means the Hub is there
+    except httpx.TransportError as e:
+        raise BenchmarkError(
+            f"{what}: cannot reach the Hub at {endpoint} ({type(e).__name__}: {e}). Check the "
+            "network (or HF_ENDPOINT), set HF_HUB_OFFLINE=1 to work from the local cache only, "
+            "or use a local folder built by `iab build`") from None
 
 
 def info() -> dict:

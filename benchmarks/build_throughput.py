@@ -20,6 +20,7 @@ from iab import shards
 from iab.build import build
 from iab.demo import synthetic_image
 from iab.prompts import official_prompts
+from iab.scripts import DefaultsHelpFormatter
 
 LABELS = ("SD1_5", "SDXL", "FLUX", "PIXART")
 
@@ -48,7 +49,8 @@ def time_it(fn, *args) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=400)
     ap.add_argument("--size", type=int, default=512, help="square image side in pixels")
     ap.add_argument("--procs", default="1,2", help="comma-separated worker counts")

@@ -19,6 +19,7 @@ import imageattributionbench as iab
 from generation.pipelines import generate, resolve_settings, tiny_weights_seed
 from generation.tiny import TINY_BUILDERS, call_kwargs, tiny_pipeline
 from iab.prompts import official_prompts
+from iab.scripts import DefaultsHelpFormatter
 
 GENERATORS = ("SD1_5", "SDXL", "PIXART", "FLUX", "SD3", "Z-Image-Turbo", "FLUX.2-klein-4B",
               "CogView4-6B")
@@ -33,7 +34,8 @@ def rate(pipe, prompts, seeds, settings, extra, batch: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from iab.scripts import DefaultsHelpFormatter
 
 SDXL_UNET = dict(
     sample_size=128, in_channels=4, out_channels=4, layers_per_block=2,
@@ -186,7 +187,8 @@ def whole_job(smoke: bool, batch: int, steps: int, n_images: int, device, dtype)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--smoke", action="store_true", help="toy sizes on CPU (checks the script)")
     ap.add_argument("--batches", default="1,2,4,8")
     ap.add_argument("--repeats", type=int, default=5)

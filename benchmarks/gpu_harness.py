@@ -32,6 +32,7 @@ import imageattributionbench as iab
 from harness.data import DecodedSplit, Geometry, normalize
 from harness.models import Classifier
 from harness.predict import loader
+from iab.scripts import DefaultsHelpFormatter
 
 MODELS = ("resnet50", "vit_b16")
 SMOKE = {"images": 64, "batch_size": 8, "steps": 3, "warmup": 1, "size": 64, "workers": "0,2",
@@ -114,7 +115,8 @@ def time_methods(args, device) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS), help=f"some of {', '.join(MODELS)}")
     ap.add_argument("--images", type=int, default=2048, help="images in the cached split")
     ap.add_argument("--size", type=int, default=224)

@@ -30,6 +30,7 @@ import imageattributionbench as iab
 from iab import shards
 from iab.demo import demo_prompt_indices, synthetic_image
 from iab.prompts import official_prompts
+from iab.scripts import DefaultsHelpFormatter
 
 LABELS = ("SD1_5", "SDXL", "FLUX", "PIXART")
 
@@ -136,7 +137,8 @@ def small_cnn(num_labels: int):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     data = ap.add_argument_group("data")
     data.add_argument("--images", type=int, default=400, help="images in the benchmark (M)")
     data.add_argument("--size", type=int, default=512, help="square image side in pixels")

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 import imageattributionbench as iab
+from iab.scripts import DefaultsHelpFormatter
 
 
 def build_official(name: str, tiny: bool):
@@ -118,7 +119,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     from methods.official import OFFICIAL
 
     names = ["resnet50", *methods.METHODS]
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--methods", help=", ".join(names) + " (default: all; with --official: "
                                       + ", ".join(OFFICIAL) + ")")
     ap.add_argument("--official", action="store_true",

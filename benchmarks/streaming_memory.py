@@ -25,6 +25,7 @@ import imageattributionbench as iab
 from iab import shards
 from iab.demo import demo_prompt_indices, synthetic_image
 from iab.prompts import official_prompts
+from iab.scripts import DefaultsHelpFormatter
 
 LABELS = ("SD1_5", "SDXL", "FLUX", "PIXART")
 
@@ -88,7 +89,8 @@ def run_child(folder: Path, args: argparse.Namespace, env: dict, limit: int = 0)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=200, help="N: test images in the smaller "
                     "folder (the larger holds 4N)")
     ap.add_argument("--size", type=int, default=256, help="square image side in pixels")

@@ -107,8 +107,9 @@ class ImageAPI:
         if not key:
             names = self.key_env[0] + (f" (or {', '.join(self.key_env[1:])})"
                                        if len(self.key_env) > 1 else "")
-            raise BenchmarkError(f"no API key for the {self.adapter!r} adapter: set {names} in "
-                                 "the environment, or pass api_key=")
+            raise BenchmarkError(f"no API key for {model} (the {self.adapter!r} adapter): "
+                                 f"set the environment variable {names}, e.g. `export "
+                                 f"{self.key_env[0]}=...`, and rerun")
         # Kept only to scrub it from provider messages before they reach an error or a log.
         self._key = key
         self._http = httpx.Client(base_url=self.base_url, headers=self._auth(key),

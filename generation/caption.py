@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 
 if TYPE_CHECKING:  # only for type hints: PIL and transformers are imported lazily
     from PIL import Image
@@ -236,9 +236,9 @@ def caption_images(pipe: Any, images: Sequence[str | Path | Image.Image], semant
 
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from iab.progress import progress as progress_bar
 
-        bar = tqdm(total=len(images), unit="image", desc=f"captioning {semantic}")
+        bar = progress_bar(total=len(images), unit="image", desc=f"captioning {semantic}")
     results: list[CaptionResult] = []
     for start in range(0, len(images), batch_size):
         chunk = range(start, min(start + batch_size, len(images)))
@@ -344,7 +344,7 @@ def load_captioner(model: str, device: str | None = None, dtype: str = "auto") -
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter,
         description="Caption real images into a prompts CSV (official columns plus prompt, "
                     "semantic) with a vision-language model.")
     what = p.add_argument_group("what to caption")
@@ -364,7 +364,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="times an answer outside 20-70 words is asked again (default 1)")
     how.add_argument("--device", help="e.g. cuda, cuda:1, cpu (default: cuda when available)")
     how.add_argument("--dtype", default="auto",
-                     choices=("auto", "float32", "float16", "bfloat16"))
+                     choices=("auto", "float32", "float16", "bfloat16"),
+                     help="weights dtype of the captioning model")
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.max_new_tokens < 1 or args.retries < 0:
         p.error("--batch-size and --max-new-tokens must be at least 1, --retries at least 0")

@@ -60,6 +60,14 @@ def tiny_model_id(generator_name: str) -> str:
     return f"tiny-random/{generator_name}"
 
 
+def tiny_revision(generator_name: str) -> str:
+    """What tiny rows record as ``model_revision``: the weights seed and the calibration
+    (generation/tiny_calibration.py), so a folder of older tiny images is not resumed."""
+    from generation.tiny_calibration import CALIBRATION_VERSION
+
+    return f"seed-{tiny_weights_seed(generator_name)}+{CALIBRATION_VERSION}"
+
+
 def resolve_settings(g: iab.Generator, *, tiny: bool, device: str, profile: str | None = None,
                      steps: int | None = None, guidance: float | None = None,
                      resolution: int | None = None, dtype: str | None = None) -> Settings:
@@ -104,9 +112,14 @@ def load_pipeline(g: iab.Generator, settings: Settings, *, tiny: bool, device, r
     if tiny:
         from generation.tiny import call_kwargs, tiny_pipeline
 
+        from generation.tiny_calibration import calibrate
+
         seed = tiny_weights_seed(g.name)
-        pipe = tiny_pipeline(g.pipeline, seed)
-        return pipe.to(device), tiny_model_id(g.name), f"seed-{seed}", call_kwargs(g.pipeline)
+        # photo-like colour and PNG size, the same for every tiny generator: only traces differ
+        pipe = calibrate(tiny_pipeline(g.pipeline, seed), g.pipeline, seed, settings.steps,
+                         settings.guidance, settings.width, settings.height)
+        return pipe.to(device), tiny_model_id(g.name), tiny_revision(g.name), \
+            call_kwargs(g.pipeline)
     import diffusers
 
     hub_id = hub_id_of(g, settings)

@@ -5,9 +5,11 @@
 
 The folder is checked with `iab verify` first. What would change is worked out by comparing its
 checksums.sha256 with the one on the Hub, so ``--dry-run`` lists the files to add, replace and
-delete without uploading anything. The upload is huggingface_hub's ``upload_folder``, which
-(from huggingface_hub 2) commits a large folder in several resumable commits: rerunning the
-same command after an interruption skips what is already there.
+delete without uploading anything; with ``HF_HUB_OFFLINE=1`` it plans from the local manifest
+alone (every file listed as new). A Hub that cannot be reached fails at once, saying so. The
+upload is huggingface_hub's ``upload_folder``, which (from huggingface_hub 2) commits a large
+folder in several resumable commits: rerunning the same command after an interruption skips
+what is already there.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from iab.build import build
 from iab.verify import verify
 
@@ -31,6 +33,7 @@ class Plan:
     changed: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unchanged: int = 0
+    compared: bool = True  # False: planned offline, without the Hub copy's checksums
 
     @property
     def empty(self) -> bool:
@@ -85,7 +88,16 @@ def publish(folder: str | Path, repo_id: str, *, private: bool = False, dry_run:
     if not dry_run and not token:
         raise iab.BenchmarkError("no Hugging Face token: run `hf auth login` or set HF_TOKEN "
                                  "(a token with write access to " + repo_id + ")")
-    api = api or HfApi(endpoint=endpoint, token=token)
+    if dry_run and iab.hub_offline():  # nothing to compare with: every file is listed
+        plan = plan_upload(folder, {})
+        plan.compared = False
+        return plan
+    if not dry_run and iab.hub_offline():
+        raise iab.BenchmarkError("HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it "
+                                 "to publish, or add --dry-run to plan from the local manifest")
+    if api is None:  # fail at once, not after half a minute of retries
+        iab.check_hub_reachable(f"comparing {folder} with {repo_id}", endpoint=endpoint)
+        api = HfApi(endpoint=endpoint, token=token)
     plan = plan_upload(folder, remote_checksums(api, repo_id, revision))
     if dry_run or plan.empty:
         return plan
@@ -102,7 +114,8 @@ def publish(folder: str | Path, repo_id: str, *, private: bool = False, dry_run:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("source", nargs="+", help="a built repo folder, or raw shard folders/files "
                                              "(then --out is where the build goes)")
     p.add_argument("--repo-id", required=True, help="Hub dataset repo, e.g. ORG/NAME")
@@ -129,6 +142,9 @@ def main(args: argparse.Namespace) -> int:
     plan = publish(folder, args.repo_id, private=args.private, dry_run=args.dry_run,
                    endpoint=args.endpoint, revision=args.revision)
     verb = "would" if args.dry_run else "did"
+    if not plan.compared:
+        print(f"HF_HUB_OFFLINE is set: planned from {folder / CHECKSUMS} alone, not compared "
+              f"with {args.repo_id} on the Hub (files already there are listed as added)")
     print(f"{args.repo_id}: {verb} add {len(plan.added)}, replace {len(plan.changed)}, delete "
           f"{len(plan.deleted)} file(s); {plan.unchanged} unchanged")
     for tag, names in (("+", plan.added), ("~", plan.changed), ("-", plan.deleted)):

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from generation.pipelines import Settings, generate, load_pipeline, tiny_model_id
 
 
@@ -44,10 +44,11 @@ def stored_pixels(row: dict) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("shard", help="a raw or published shard")
     p.add_argument("--row", type=int, default=0, help="row number in the shard (default 0)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where the pipeline runs")
     args = p.parse_args(argv)
     row = pq.read_table(args.shard).slice(args.row, 1).to_pylist()[0]
     diff = np.abs(regenerate(row, args.device).astype(int) - stored_pixels(row).astype(int))

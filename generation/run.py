@@ -19,10 +19,10 @@ from pathlib import Path
 
 import imageattributionbench as iab
 from iab.faults import fault_point
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from generation import work
 from generation.pipelines import (Settings, generate, hub_id_of, load_pipeline,
-                                  resolve_settings, tiny_weights_seed)
+                                  resolve_settings, tiny_revision)
 from generation.lock import FolderLock
 from generation.writer import (ShardWriter, check_image, free_cpu_threads, recover_spool,
                                remove_stale_temp_files)
@@ -35,7 +35,7 @@ SOLO_PIPELINES = frozenset({"CogView4Pipeline", "GlmImagePipeline"})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = argparse.ArgumentParser(formatter_class=DefaultsHelpFormatter,
         description="Generate images for the benchmark's prompts into resumable raw shards "
                     "(one subfolder per subclass; rerun the same command to resume).")
     what = p.add_argument_group("what to generate")
@@ -82,6 +82,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def runnable_generator(name: str, tiny: bool = False) -> iab.Generator:
+    """The registry entry of a generator this job can run (with ``tiny``: one with a tiny
+    pipeline); otherwise an error listing the ones it can, and ``iab import`` for the rest."""
+    from generation.tiny import TINY_BUILDERS
+
+    def can(g: iab.Generator) -> bool:
+        return g.pipeline in TINY_BUILDERS if tiny else g.runs != "external"
+
+    runnable = [g.name for g in iab.GENERATORS if can(g)]
+    others = ", ".join(g.name for g in iab.GENERATORS if not can(g))
+    rest = f"; the others ({others}) " + ("have no tiny pipeline" if tiny else
+                                          "are imported from their images with `iab import`")
+    g = iab.GENERATOR_BY_NAME.get(name)
+    if g is None:
+        err = iab.unknown_name("generator", name, runnable)
+        raise iab.BenchmarkError(str(err).replace("valid generators", "runnable generators" +
+                                                  (" with --tiny" if tiny else "")) + rest)
+    if not can(g):
+        why = (f"has no tiny pipeline (it runs as {g.runs})" if tiny else
+               "cannot be run from here: its images are imported with `iab import`")
+        raise iab.BenchmarkError(f"{g.name} {why}; runnable generators"
+                                 + (" with --tiny" if tiny else "") + f": {', '.join(runnable)}")
+    return g
+
+
 def _rows_meta(g: iab.Generator, item: work.WorkItem, model_id: str, revision: str | None,
                pipeline: str, settings: Settings | None) -> dict:
     return {
@@ -105,9 +130,10 @@ def main(args: argparse.Namespace) -> int:
 def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
     import torch
     from accelerate import PartialState
-    from tqdm.auto import tqdm
+    from iab.progress import progress, quiet_library_bars
 
-    g = iab.generator(args.generator)
+    g = runnable_generator(args.generator, args.tiny)
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     if g.runs == "diffusers":  # (API jobs need neither library: they start faster)
         from diffusers.utils import logging as diffusers_logging
         from transformers.utils import logging as transformers_logging
@@ -116,12 +142,6 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
         # rows keep the full prompt, and the card documents the cut, so the warning is noise.
         diffusers_logging.set_verbosity_error()
         transformers_logging.set_verbosity_error()
-    if g.runs == "external":
-        raise iab.BenchmarkError(f"{g.name} cannot be run from here (its images are imported: "
-                                 "`iab import`); runnable generators: " + ", ".join(
-                                     x.name for x in iab.GENERATORS if x.runs != "external"))
-    if args.tiny and g.runs != "diffusers":
-        raise iab.BenchmarkError(f"--tiny needs a diffusers generator; {g.name} runs as {g.runs}")
     semantics = work.parse_semantics(args.semantics)
     prompts, prompt_set = work.load_prompts(args.prompts, semantics)
     if args.threads:
@@ -175,7 +195,7 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
             cpu_offload=args.cpu_offload, vae_tiling=args.vae_tiling)
     if settings is not None:
         # the revision asked for (tiny: the weights seed), known before anything is loaded
-        asked = f"seed-{tiny_weights_seed(g.name)}" if args.tiny else args.revision
+        asked = tiny_revision(g.name) if args.tiny else args.revision
         work.JobConfig(g.name, model_id, asked, pipeline_name, settings.steps,
                        settings.guidance, settings.width, settings.height, settings.dtype,
                        prompt_set, settings.record()).check_or_write(out)
@@ -191,7 +211,7 @@ def _main(args: argparse.Namespace, cleanup: ExitStack) -> int:
     calls = ApiCalls(args.max_failures)
     with state.split_between_processes(pending) as mine:
         mine_todo = sum(1 for b in mine for it in b if it.key not in done)
-        bar = tqdm(total=mine_todo, unit="img", desc=f"{g.name}",
+        bar = progress(total=mine_todo, unit="img", desc=f"{g.name}",
                    disable=not state.is_local_main_process)
         try:
             for batch in mine:

@@ -259,7 +259,7 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
                  progress: bool = True, processor=None) -> DecodedSplit:
     """Decode a (non-streaming) split once into the cache, or reuse an earlier decode
     (``processor``: the model's image processor, for the ``processor`` policy)."""
-    from tqdm.auto import tqdm
+    from iab.progress import progress as progress_bar
 
     policy_key = processor_key(processor, policy) if processor is not None else policy
     digest = hashlib.sha256(f"{key}|{policy_key}|{side}".encode()).hexdigest()[:24]
@@ -280,7 +280,8 @@ def decode_split(ds, key: str, policy: str, side: int, workers: int, on_corrupt:
     tmp = data_path.with_suffix(f".u8.{os.getpid()}.tmp")
     images = np.memmap(tmp, np.uint8, "w+", shape=(max(n, 1), side, side, 3))
     keep, skipped, chunk = [], [], 64
-    bar = tqdm(total=n, desc=f"decode {key.split('|')[-1]}", unit="img", disable=not progress)
+    bar = progress_bar(total=n, desc=f"decode {key.split('|')[-1]}", unit="img",
+                       disable=not progress)
     def results_in_order(pool):
         """(start row, decoded chunk) in order, with a bounded number of chunks in flight so
         that workers never wait for a whole window and a split never sits in memory whole."""

@@ -78,6 +78,17 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+# What each open-set score is: the plain accuracy above counts every unknown image as an error.
+OPEN_SET_SCORES = (
+    "The model can only name the labels it was trained on, so `accuracy` above counts every "
+    "image of an unknown generator as an error. *Known-class accuracy* is the accuracy on the "
+    "images of known generators; *AUROC* is how well 1 - (largest probability over the known "
+    "labels) ranks unknown images above known ones (0.5: chance); *OSCR*, the Open-Set "
+    "Classification Rate (Dhamija et al., 2018), is the area under the share of known images "
+    "accepted and named right against the share of unknown images accepted, over every "
+    "rejection threshold (the known-class accuracy when rejection is perfect, 0 at worst).")
+
+
 def _protocol_section(name: str, proto: dict) -> str:
     parts = [f"### `{name}`", "", iab.PROTOCOLS[name].description, ""]
     rows = []
@@ -102,8 +113,13 @@ def _protocol_section(name: str, proto: dict) -> str:
                   f"{_pct(summary['unseen'])}: gap {_pct(summary['gap'])} points."]
     test = proto["splits"].get("test", {})
     if "auroc_unknown" in test:
-        parts += ["", f"Known-vs-unknown AUROC {_pct(test['auroc_unknown'])}; accuracy on known "
-                  f"labels {_pct(test.get('known_accuracy'))}."]
+        parts += ["", f"Known-class accuracy {_pct(test.get('known_accuracy'))}, AUROC of "
+                  f"rejecting unknown generators {_pct(test['auroc_unknown'])}, OSCR "
+                  f"{_pct(test.get('oscr'))}" + (
+                      f"; at the threshold chosen on validation (95% of known images kept), "
+                      f"{_pct(test['unknown_rejection_rate'])} of unknown images rejected"
+                      if test.get("unknown_rejection_rate") is not None else "") + ".", "",
+                  OPEN_SET_SCORES]
     return "\n".join(parts)
 
 

@@ -13,8 +13,7 @@ METHODS = ("finetune", "linear_probe", "score")
 
 def check_method(method: str) -> str:
     if method not in METHODS:
-        raise iab.BenchmarkError(f"unknown method {method!r}; valid methods: "
-                                 f"{', '.join(METHODS)}")
+        raise iab.unknown_name("method", method, METHODS)
     return method
 
 

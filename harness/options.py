@@ -15,6 +15,7 @@ import imageattributionbench as iab
 from harness.data import POLICIES
 from harness.presets import SCHEDULERS
 from harness.results import METHODS
+from iab.scripts import DefaultsHelpFormatter
 
 PROTOCOLS = ("standard", "open_set", "paper", "all", "paper_exact") + tuple(
     name for name in iab.PROTOCOLS if name.startswith("semantic_disjoint")) + tuple(
@@ -35,8 +36,7 @@ class Job:
 
 def jobs_for(protocol: str) -> list[Job]:
     if protocol not in PROTOCOLS:
-        raise iab.BenchmarkError(f"unknown protocol {protocol!r}; valid protocols: "
-                                 f"{', '.join(PROTOCOLS)}")
+        raise iab.unknown_name("protocol", protocol, PROTOCOLS)
     standard = Job("standard", (("standard", ("test",)), ("degraded", DEGRADED)))
     if protocol == "standard":
         return [standard]
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune, linear-probe or score a model on the ImageAttributionBench "
                     "protocols; write results, per-image predictions, plots and a model card, "
                     "and push them to the Hub.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsHelpFormatter)
     _add(p, "--config", help="YAML file whose keys set defaults for these options")
     _add(p, "--preset", help="the official scripts' settings by name: resnet50, clip-lr, or a "
                              "method (dct-cnn, patch-forensics, gfd, dna-det, repmix, hifi-net, "
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
               "and processor otherwise)")
     _add(train, "--num-workers", type=int, default=1, help="decode workers")
     _add(train, "--resume", action="store_true", help="continue from the last epoch")
+    _add(train, "--keep-checkpoints", action="store_true",
+         help="keep every epoch's accelerate state (default: only the chosen epoch's, and the "
+              "last one while training)")
     _add(train, "--stop-after-epoch", type=int,
          help="stop cleanly after this epoch (preemptible machines); rerun with --resume")
     _add(train, "--on-corrupt", choices=("skip", "fail"), default="fail",

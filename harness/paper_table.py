@@ -24,7 +24,7 @@ from pathlib import Path
 
 import imageattributionbench as iab
 from harness.child import PresetFailure, run_child as _run_child
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 
 TABLE_MD, TABLE_PNG = "paper_table.md", "paper_table.png"
 
@@ -45,6 +45,18 @@ def columns(protocol: str = "paper") -> list[tuple[str, str, str]]:
     return cols
 
 
+def column_label(header: str) -> str:
+    """A reader's name for a column (``jpeg_q30`` -> ``JPEG q30``)."""
+    from harness.plots import degradation_label
+
+    return degradation_label(header) if header in iab.DEGRADATIONS else header
+
+
+# The columns before this index are the clean and degraded test splits; the rest, the
+# semantic-disjoint tasks (seen subclass, then unseen ones).
+SEMANTIC_FROM = 1 + len(iab.DEGRADATIONS)
+
+
 def table_rows(results: list[dict], protocol: str = "paper"
                ) -> list[tuple[str, list[float | None]]]:
     """(row name, accuracy per column or None where not evaluated) per results file."""
@@ -58,40 +70,115 @@ def table_rows(results: list[dict], protocol: str = "paper"
     return rows
 
 
-def markdown(rows, failures=(), protocol: str = "paper") -> str:
-    """Rows of (name, values); a name in ``failures`` is a preset whose run failed."""
+def is_tiny(results: dict) -> bool:
+    """A tiny random-weight stand-in (``init:NAME:tiny``, harness/tiny_model.py's models)?"""
+    cfg = results.get("run_config") or {}
+    requested = str(cfg.get("model_requested") or cfg.get("model") or "")
+    model_id = str(results.get("model", {}).get("id", ""))
+    return (requested.endswith(":tiny") or model_id.endswith("-tiny")
+            or Path(requested).name.startswith("tiny-") or Path(model_id).name.startswith("tiny-"))
+
+
+def chance_of(results: list[dict], protocol: str = "paper") -> float | None:
+    """The clean test split's most frequent label share (what a constant guess scores)."""
+    from harness.plots import chance_level
+
+    clean = columns(protocol)[0][1]
+    for r in results:
+        m = r["protocols"].get(clean, {}).get("splits", {}).get("test")
+        if m and m.get("confusion_matrix"):
+            return chance_level(m)
+    return None
+
+
+def caption(results: list[dict], protocol: str = "paper") -> str:
+    """What the table shows, its chance level, and a warning when its models are tiny."""
+    chance = chance_of(results, protocol)
+    tasks = ("each semantic-disjoint task's seen subclass and unseen subclasses"
+             if protocol == "paper" else "each of the paper's semantic tasks (train on one "
+             "subclass, test on the others; the paper's own split)")
+    text = ("Top-1 accuracy (%) on the clean test split, its six degradations (the paper's "
+            f"levels 1 to 6), and {tasks}; '-' not evaluated.")
+    if chance is not None:
+        text += f" Chance: {100 * chance:.1f}% (the most frequent label of the test split)."
+    if results and any(is_tiny(r) for r in results):
+        text += (" Tiny random-weight demo models trained for a few epochs on the offline "
+                 "demo data: the numbers show that the pipeline runs, not how the methods "
+                 "compare.")
+    return text
+
+
+def markdown(rows, failures=(), caption_text: str = "", protocol: str = "paper") -> str:
+    """Rows of (name, values); a name in ``failures`` is a preset whose run failed. An empty
+    column separates the degradations from the semantic tasks."""
     failed = {f.preset: f for f in failures}
-    head = ["method"] + [c[0] for c in columns(protocol)]
+    head = ["method"] + [column_label(c[0]) for c in columns(protocol)]
+    head.insert(1 + SEMANTIC_FROM, "")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, values in rows:
         cells = ["failed" if name in failed else "-" if v is None else f"{100 * v:.1f}"
                  for v in values]
+        cells.insert(SEMANTIC_FROM, "")
         lines.append("| " + " | ".join([name] + cells) + " |")
     notes = [f"- {f.preset}: the run failed ({f.reason()}); see {f.log}" for f in failures]
-    return "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    text = "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+    return text + (f"\n{caption_text}\n" if caption_text else "")
 
 
-def plot(rows, path: Path, protocol: str = "paper") -> Path:
-    """The table as a heat map, values in percent, one row per method."""
+def table_figure(rows, caption_text: str = "", chance: float | None = None,
+                 protocol: str = "paper"):
+    """The table as a heat map Figure: values in percent with one decimal, one row per
+    method, a colour bar, axis titles, a line between the degradations and the semantic
+    tasks, the chance level marked on the colour bar, and ``caption_text`` under it."""
+    import textwrap
+
     import numpy as np
 
-    from harness.plots import _pyplot, _save
+    from harness.plots import _pyplot
 
     plt = _pyplot()
     cols = columns(protocol)
     data = np.array([[np.nan if v is None else 100 * v for v in values] for _, values in rows],
                     dtype=float).reshape(len(rows), len(cols))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(cols), 1.2 + 0.45 * len(rows)))
-    ax.imshow(np.nan_to_num(data, nan=0.0), cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    fig, ax = plt.subplots(figsize=(2.5 + 0.8 * len(cols), 2.6 + 0.45 * len(rows)))
+    im = ax.imshow(np.ma.masked_invalid(data), cmap="viridis", vmin=0, vmax=100,
+                   aspect="auto")
     for i in range(data.shape[0]):
         for j in range(data.shape[1]):
-            text = "-" if np.isnan(data[i, j]) else f"{data[i, j]:.0f}"
+            text = "-" if np.isnan(data[i, j]) else f"{data[i, j]:.1f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if np.nan_to_num(data[i, j]) < 60 else "black")
-    ax.set_xticks(range(len(cols)), [c[0] for c in cols], rotation=45, ha="right", fontsize=8)
+    ax.axvline(SEMANTIC_FROM - 0.5, color="white", linewidth=3)
+    ax.set_xticks(range(len(cols)), [column_label(c[0]) for c in cols], rotation=45,
+                  ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
-    ax.set_title("Accuracy (%) per method and protocol", fontsize=10)
-    return _save(fig, path)
+    ax.set_xlabel("test split: clean and degraded | semantic-disjoint tasks" + (
+        " (seen, unseen)" if protocol == "paper" else " (unseen subclasses)"))
+    ax.set_ylabel("method (preset)")
+    ax.set_title("Accuracy (%) per method and protocol" + (
+        f"; chance {100 * chance:.1f}% (red line on the colour bar)" if chance is not None
+        else ""), fontsize=10)
+    bar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02, label="accuracy (%)")
+    if chance is not None:
+        bar.ax.axhline(100 * chance, color="red", linewidth=2)
+    if caption_text:  # about 14 characters of 7 pt text per inch
+        width = int(14 * fig.get_figwidth())
+        fig.text(0.01, 0.01, "\n".join(textwrap.wrap(caption_text, width)), fontsize=7,
+                 va="bottom", ha="left")
+    fig.tight_layout(rect=(0, 0.08 if caption_text else 0, 1, 1))
+    return fig
+
+
+def plot(rows, path: Path, caption_text: str = "", chance: float | None = None,
+         protocol: str = "paper") -> Path:
+    """Save :func:`table_figure` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = table_figure(rows, caption_text, chance, protocol)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def write_table(outcomes: list, out: Path, protocol: str | None = None) -> tuple[Path, Path]:
@@ -103,13 +190,18 @@ def write_table(outcomes: list, out: Path, protocol: str | None = None) -> tuple
         ran = {r["run_config"].get("protocol") for r in results.values()}
         protocol = "paper_exact" if ran == {"paper_exact"} else "paper"
     rows, failures = [], [o for o in outcomes if isinstance(o, PresetFailure)]
+    loaded = []
     for i, o in enumerate(outcomes):
-        rows += [(o.preset, [None] * len(columns(protocol)))] if i not in results else \
-            table_rows([results[i]], protocol)
+        if i not in results:
+            rows.append((o.preset, [None] * len(columns(protocol))))
+        else:
+            loaded.append(results[i])
+            rows += table_rows([results[i]], protocol)
     out.mkdir(parents=True, exist_ok=True)
     md = out / TABLE_MD
-    md.write_text(markdown(rows, failures, protocol))
-    return md, plot(rows, out / TABLE_PNG, protocol)
+    text = caption(loaded, protocol)
+    md.write_text(markdown(rows, failures, text, protocol))
+    return md, plot(rows, out / TABLE_PNG, text, chance_of(loaded, protocol), protocol)
 
 
 def _tiny_model(preset: str, folder: Path) -> str:
@@ -141,10 +233,9 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
         if tiny:
             argv += ["--model", _tiny_model(name, out / "models")]
         args = harness_run.parse_args(argv)  # bad settings fail here, before any child runs
-        done = sorted(folder.glob("results_*.json"))
-        if done:
-            _check_same_settings(done[-1], args)
-            outcomes.append(done[-1])
+        finished = reusable_results(folder, args)
+        if finished is not None:
+            outcomes.append(finished)
             continue
         # --resume: an interrupted (or crashed) preset continues from its last epoch
         print(f"\n== {name}: harness/run.py {' '.join(argv)} --resume", flush=True)
@@ -161,6 +252,17 @@ def run_presets(dataset: str, out: Path, presets: list[str], tiny: bool,
 
 RESUME_KEYS = ("preset", "protocol", "dataset", "revision", "method", "epochs", "lr",
                "batch_size", "weight_decay", "scheduler", "select", "seed")
+
+
+def reusable_results(folder: Path, args) -> Path | None:
+    """The latest results file in ``folder`` of a run with the settings ``args`` (parsed by
+    harness/run.py), so that a rerun reuses it; None when there is none. A run with other
+    settings is an error that says how to proceed."""
+    done = sorted(Path(folder).glob("results_*.json"))
+    if not done:
+        return None
+    _check_same_settings(done[-1], args)
+    return done[-1]
 
 
 def _check_same_settings(results_file: Path, args) -> None:
@@ -187,7 +289,8 @@ def _check_same_settings(results_file: Path, args) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     from harness.presets import preset_names
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default=iab.HUB_REPO_ID,
                    help="dataset repo id or a folder built by `iab build`")
     p.add_argument("--out", default="paper_table", help="folder for the runs and the table")
@@ -208,6 +311,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="override every preset's epochs")
     p.add_argument("--lr", type=float, help="override every preset's learning rate")
     p.add_argument("--batch-size", type=int, help="override every preset's batch size")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every epoch's state of every run (default: the chosen one only)")
     args = p.parse_args(argv)
     from harness.presets import preset
 
@@ -218,6 +323,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(args: argparse.Namespace) -> int:
+    from iab.progress import quiet_library_bars
+
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     out = Path(args.out)
     outcomes = args.from_results
     extra = []
@@ -231,6 +339,8 @@ def main(args: argparse.Namespace) -> int:
         outcomes = run_official(args.dataset, out, args.official_checkpoints, args.tiny, batch,
                                 args.protocol)
     elif not outcomes:
+        if args.keep_checkpoints:
+            extra.append("--keep-checkpoints")
         outcomes = run_presets(args.dataset, out, args.presets, args.tiny, extra,
                                args.protocol or "paper")
     md, png = write_table(outcomes, out)

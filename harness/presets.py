@@ -84,7 +84,7 @@ def preset(name: str) -> dict:
     """The option defaults of a named preset, or a clear error naming the valid ones."""
     names = preset_names(alternatives=True)
     if name not in names:
-        raise iab.BenchmarkError(f"unknown preset {name!r}; valid presets: {', '.join(names)}")
+        raise iab.unknown_name("preset", name, names)
     ours = name.endswith(ALTERNATIVE)
     base = name.removesuffix(ALTERNATIVE)
     if base == "resnet50":

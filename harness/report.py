@@ -127,10 +127,11 @@ def write_report(results: Results, out_dir: str | os.PathLike,
     for protocol, rows in (samples or {}).items():
         paths[f"samples/{protocol}"] = write_samples(rows, out, protocol, results["created_at"])
     for protocol, proto in results["protocols"].items():
+        known = iab.protocol(protocol).extra.get("known_labels")  # open set: mark the unknown
         for split, m in proto["splits"].items():
             paths[f"confusion/{protocol}/{split}"] = plot_confusion(
                 m, out / confusion_png_name(protocol, split),
-                f"{results['model']['id']}: {protocol} / {split}")
+                f"{results['model']['id']}: {protocol} / {split}", known_labels=known)
     if "degraded" in results["protocols"]:
         paths["robustness"] = plot_robustness(results, out / ROBUSTNESS_PNG)
     card = model_card(results, info)

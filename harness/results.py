@@ -20,12 +20,17 @@ from typing import Literal, TypedDict
 
 import imageattributionbench as iab
 
-# Bumped when a key changes meaning or goes away; readers refuse versions not listed here.
-# 2: dataset.{local, fingerprint, hub_copy_of}, model.local; dataset.revision of a Hub dataset
-# is its resolved commit sha; no absolute paths. Version 1 files are still read (provenance
-# unknown: they never count as a Hub dataset's results, see hub_dataset()).
+# Bumped when a key changes meaning, goes away or becomes required; readers refuse versions
+# not in SUPPORTED_SCHEMA_VERSIONS. 2: dataset.{local, fingerprint, hub_copy_of}, model.local;
+# dataset.revision of a Hub dataset is its resolved commit sha; no absolute paths; the open_set
+# test split adds oscr and the rejections at the validation-chosen threshold. Version 1 files
+# are still read (provenance unknown: they never count as a Hub dataset's results, see
+# hub_dataset(); no open-set oscr).
 RESULTS_SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+READABLE_SCHEMA_VERSIONS = SUPPORTED_SCHEMA_VERSIONS
+# The open_set protocol's summary: the scores that mean something with unknown images.
+OPEN_SET_SUMMARY = ("known_accuracy", "auroc_unknown", "oscr")
 METHODS: tuple[str, ...] = ("finetune", "linear_probe", "score")
 CREATED_AT_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 # Percentages on the Hub carry two decimals: 0.01% is below one image in any test split we ship.
@@ -70,8 +75,17 @@ class _SplitMetricsBase(TypedDict):
 
 
 class SplitMetrics(_SplitMetricsBase, total=False):
-    auroc_unknown: float | None  # open_set test only
-    known_accuracy: float  # open_set test only
+    # open_set test only. `accuracy` there counts every unknown image as an error (the model
+    # can only name known labels); these are the open-set scores:
+    auroc_unknown: float | None  # AUROC of rejecting unknown images (1 - max known probability)
+    known_accuracy: float | None  # accuracy on images of known generators
+    oscr: float | None  # schema 2: Open-Set Classification Rate (area under CCR vs FPR)
+    # schema 2, at the threshold chosen on validation (95% of known images accepted):
+    rejection_threshold: float | None
+    open_set_accuracy: float  # known: accepted and right; unknown: rejected
+    known_rejection_rate: float | None
+    unknown_rejection_rate: float | None
+    open_set_confusion_matrix: list[list[int]]  # labels x (labels + "rejected")
 
 
 class DegradationDrop(TypedDict):
@@ -95,6 +109,8 @@ class SemanticSummary(TypedDict):
 
 class OpenSetSummary(TypedDict, total=False):
     auroc_unknown: float | None
+    known_accuracy: float | None  # schema 2
+    oscr: float | None  # schema 2
 
 
 class ProtocolResults(TypedDict):

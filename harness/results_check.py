@@ -7,7 +7,8 @@ import math
 import re
 
 import imageattributionbench as iab
-from harness.results import CREATED_AT_RE, METHODS, READABLE_SCHEMA_VERSIONS
+from harness.results import (CREATED_AT_RE, METHODS, RESULTS_SCHEMA_VERSION,
+                             SUPPORTED_SCHEMA_VERSIONS)
 
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _ABSOLUTE_RE = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")
@@ -77,23 +78,28 @@ class _Checker:
             self.add(where, f"{x} is below {low}")
 
 
-def _check_split(c: _Checker, m, where: str, protocol: str, split: str) -> None:
+def _check_split(c: _Checker, m, where: str, protocol: str, split: str,
+                 version: int = RESULTS_SCHEMA_VERSION) -> None:
     keys = ("n_samples", "accuracy", "macro_f1", "macro_auroc", "mean_ap", "per_class_accuracy",
             "per_semantic_accuracy", "confusion_matrix", "labels")
     if protocol == "open_set" and split == "test":
-        keys += ("auroc_unknown", "known_accuracy")
+        keys += ("auroc_unknown", "known_accuracy") + (
+            ("oscr", "rejection_threshold") if version >= 2 else ())
     if not isinstance(m, dict):
         c.add(where, f"must be an object, got {type(m).__name__}")
         return
     c.mapping(m, where, keys)
     if "n_samples" in m:
         c.integer(m["n_samples"], f"{where}.n_samples")
-    for k in ("accuracy", "macro_f1", "mean_ap", "known_accuracy"):
+    for k in ("accuracy", "macro_f1", "mean_ap", "open_set_accuracy"):
         if k in m:
             c.fraction(m[k], f"{where}.{k}")
-    for k in ("macro_auroc", "auroc_unknown"):
+    for k in ("macro_auroc", "auroc_unknown", "known_accuracy", "oscr", "rejection_threshold",
+              "known_rejection_rate", "unknown_rejection_rate"):
         if k in m:
             c.fraction(m[k], f"{where}.{k}", nullable=True)
+    if m.get("rejection_threshold") is not None:
+        _check_open_set_matrix(c, m, where)
     pca = m.get("per_class_accuracy")
     if pca is not None:
         if isinstance(pca, dict):
@@ -136,6 +142,28 @@ def _check_split(c: _Checker, m, where: str, protocol: str, split: str) -> None:
             if _is_int(m.get("n_samples")) and total != m["n_samples"]:
                 c.add(f"{where}.confusion_matrix", f"counts sum to {total}, n_samples is "
                       f"{m['n_samples']}")
+
+
+def _check_open_set_matrix(c: _Checker, m: dict, where: str) -> None:
+    """With a rejection threshold: the rejections it gives, and the labels x (labels +
+    "rejected") matrix whose counts add up to the split."""
+    c.mapping(m, where, ("open_set_accuracy", "known_rejection_rate", "unknown_rejection_rate",
+                         "open_set_confusion_matrix"))
+    cm = m.get("open_set_confusion_matrix")
+    if cm is None:
+        return
+    n = len(m["labels"]) if isinstance(m.get("labels"), list) else None
+    ok = isinstance(cm, list) and all(isinstance(r, list) and all(_is_int(v) and v >= 0
+                                                                  for v in r) for r in cm)
+    if not ok:
+        c.add(f"{where}.open_set_confusion_matrix", "must be a list of rows of non-negative "
+              "integers")
+    elif n is not None and (len(cm) != n or any(len(r) != n + 1 for r in cm)):
+        c.add(f"{where}.open_set_confusion_matrix", f"must be {n}x{n + 1} (a row per label; a "
+              "column per label, then 'rejected')")
+    elif _is_int(m.get("n_samples")) and sum(map(sum, cm)) != m["n_samples"]:
+        c.add(f"{where}.open_set_confusion_matrix", f"counts sum to {sum(map(sum, cm))}, "
+              f"n_samples is {m['n_samples']}")
 
 
 def _close(a, b) -> bool:
@@ -193,8 +221,10 @@ def _check_summary(c: _Checker, name: str, proto: dict, where: str) -> None:
             if split in acc and not _close(summary[key], acc[split]):
                 c.add(f"{where}.{key}", f"{summary[key]!r} differs from {split} accuracy "
                       f"{acc[split]!r}")
-    elif "auroc_unknown" in summary:
-        c.fraction(summary["auroc_unknown"], f"{where}.auroc_unknown", nullable=True)
+    else:  # open_set
+        for k in ("auroc_unknown", "known_accuracy", "oscr"):
+            if k in summary:
+                c.fraction(summary[k], f"{where}.{k}", nullable=True)
 
 
 def _check_dataset(c: _Checker, ds: dict, v2: bool) -> None:
@@ -237,9 +267,11 @@ def validate_results(obj) -> list[str]:
     if not c.mapping(obj, "results", top) and not isinstance(obj, dict):
         return c.problems
     version = obj.get("schema_version")
-    if "schema_version" in obj and version not in READABLE_SCHEMA_VERSIONS:
-        c.add("schema_version", f"{version!r} is not one of the versions this code reads "
-              f"({', '.join(map(str, READABLE_SCHEMA_VERSIONS))})")
+    if "schema_version" in obj and version not in SUPPORTED_SCHEMA_VERSIONS:
+        c.add("schema_version", f"{version!r} is not one of "
+              f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}, the versions this code reads")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        version = RESULTS_SCHEMA_VERSION  # check the rest against the current contract
     if "benchmark" in obj and obj["benchmark"] != iab.BENCHMARK_NAME:
         c.add("benchmark", f"{obj['benchmark']!r} is not {iab.BENCHMARK_NAME!r}")
     if "benchmark_version" in obj and obj["benchmark_version"] != iab.BENCHMARK_VERSION:
@@ -304,7 +336,7 @@ def validate_results(obj) -> list[str]:
                     c.add(f"{where}.splits.{split}", f"unknown split of {name}; valid splits: "
                           f"{', '.join(valid_splits)}")
                     continue
-                _check_split(c, m, f"{where}.splits.{split}", name, split)
+                _check_split(c, m, f"{where}.splits.{split}", name, split, version)
             _check_summary(c, name, proto, f"{where}.summary")
 
     counts = obj.get("n_samples")

@@ -119,12 +119,16 @@ def main(args: argparse.Namespace) -> int:
     from accelerate.utils import broadcast_object_list, set_seed
 
     from harness import data, models
-    from harness.metrics import degradation_drop, load_metric, score_split, seen_unseen_gap
+    from harness.metrics import (degradation_drop, load_metric, rejection_threshold,
+                                 score_split, seen_unseen_gap)
     from harness.predict import predict, predict_stream
     from harness.publish import card_info, check_push, push
     from harness.report import write_report
+    from harness.results import OPEN_SET_SUMMARY, RESULTS_SCHEMA_VERSION
     from harness.train import SELECTION_RULES, TrainConfig, fit
+    from iab.progress import quiet_library_bars
 
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     _setup_logging()
     accelerator = _accelerator(args, out_dir)
     log = get_logger(__name__)
@@ -163,7 +167,8 @@ def main(args: argparse.Namespace) -> int:
     metric = load_metric()
     created = datetime.now(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
     cfg = TrainConfig(args.epochs, args.batch_size, args.lr, args.weight_decay, args.seed,
-                      0, args.stop_after_epoch, args.scheduler, args.select)
+                      0, args.stop_after_epoch, args.scheduler, args.select,
+                      args.keep_checkpoints)
     run_config = _run_config(args, requested, out_dir)
     if args.report_to != "none":
         accelerator.init_trackers(iab.BENCHMARK_NAME, config={
@@ -231,6 +236,10 @@ def main(args: argparse.Namespace) -> int:
                         out_dir if job == jobs[0] else out_dir / "models" / job.train_config)
         else:
             model = accelerator.prepare(model)
+        threshold = None
+        if known:  # open set: reject below the confidence that accepts 95% of known validation
+            val_pred = evaluate(model, job.train_config, "validation", allowed)
+            threshold = rejection_threshold(val_pred.probabilities[:, allowed.numpy()].max(1))
         for config, splits in job.evals:
             result = {"splits": {}, "summary": {}}
             for split in splits:
@@ -241,7 +250,7 @@ def main(args: argparse.Namespace) -> int:
                 if accelerator.is_main_process:
                     metrics = score_split(metric, pred.predictions.tolist(),
                                           pred.labels.tolist(), pred.probabilities.tolist(),
-                                          pred.semantics, known)
+                                          pred.semantics, known, rejection_threshold=threshold)
                     metrics["skipped"] = len(pred.skipped)
                     result["splits"][split] = metrics
                     n_samples[f"{config}/{split}"] = len(pred.labels)
@@ -269,7 +278,7 @@ def main(args: argparse.Namespace) -> int:
                     res["summary"] = seen_unseen_gap(res["splits"]["test_seen"]["accuracy"],
                                                      res["splits"]["test"]["accuracy"])
                 if name == "open_set":
-                    res["summary"] = {"auroc_unknown": res["splits"]["test"]["auroc_unknown"]}
+                    res["summary"] = {k: res["splits"]["test"][k] for k in OPEN_SET_SUMMARY}
     accelerator.end_training()
     if not accelerator.is_main_process:
         return 0
@@ -280,7 +289,7 @@ def main(args: argparse.Namespace) -> int:
         run_config["method_record"] = record
     run_config["seconds"] = round(time.perf_counter() - started, 1)
     results = {
-        "schema_version": 2, "benchmark": iab.BENCHMARK_NAME,
+        "schema_version": RESULTS_SCHEMA_VERSION, "benchmark": iab.BENCHMARK_NAME,
         "benchmark_version": iab.BENCHMARK_VERSION, "created_at": created,
         "dataset": source.record(),
         "model": {"id": model_name, "revision": args.model_revision, "parameters": n_params,
@@ -293,14 +302,30 @@ def main(args: argparse.Namespace) -> int:
     }
     info = card_info(args, requested, model_local, hub_repo, record)
     paths = write_report(results, out_dir, samples, info)
-    summary = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
-                        for s, m in r["splits"].items())
-    log.info(f"accuracy: {summary}")
+    log.info(console_summary(protocols))
     log.info(f"wrote {len(paths)} files to {out_dir}")
     if args.push_to_hub or args.results_repo:
         for line in push(args, out_dir, hub_repo):
             log.info(f"pushed {line}")
     return 0
+
+
+def console_summary(protocols: dict) -> str:
+    """What a run prints at the end: accuracy per split; for the open set, the scores that
+    mean something there (its plain accuracy counts every unknown image as an error)."""
+    closed = ", ".join(f"{p}/{s} {m['accuracy']:.3f}" for p, r in protocols.items()
+                       if p != "open_set" for s, m in r["splits"].items())
+    lines = [f"accuracy: {closed}"] if closed else []
+    test = protocols.get("open_set", {}).get("splits", {}).get("test")
+    if test is not None:
+        def f(x):
+            return "n/a" if x is None else f"{x:.3f}"
+
+        lines.append(f"open_set/test: known-class accuracy {f(test['known_accuracy'])}, AUROC "
+                     f"of rejecting unknown generators {f(test['auroc_unknown'])}, OSCR "
+                     f"{f(test['oscr'])} (unknown images rejected at the validation threshold: "
+                     f"{f(test.get('unknown_rejection_rate'))})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

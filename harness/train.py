@@ -4,7 +4,8 @@ Each epoch ends with ``accelerator.save_state`` (model, optimiser, scheduler, RN
 validation score; the checkpoint kept for testing is the best on validation (or, with
 ``select="last"``, the last epoch's, as the official scripts test), never chosen on test.
 ``--resume`` restarts from the last saved epoch and, with the seeded per-epoch order, reaches the
-same weights as an uninterrupted run.
+same weights as an uninterrupted run. Only the last epoch's state (to resume from) and the best
+one are kept while training, and the best one alone at the end, unless ``keep_checkpoints``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class TrainConfig:
     stop_after_epoch: int | None = None
     scheduler: str = "onecycle"
     select: str = "best"
+    keep_checkpoints: bool = False  # every epoch's state, not just the chosen one
 
 
 def _accuracy(pred) -> float:
@@ -83,7 +85,7 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
     Returns the prepared model and the training log (per-epoch loss and validation accuracy,
     the optimiser steps, and the chosen epoch).
     """
-    from tqdm.auto import tqdm
+    from iab.progress import progress
 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -114,9 +116,10 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         log = json.loads(log_path.read_text())
         done = [e["epoch"] for e in log["epochs"]]
         if done:
-            accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
             start = done[-1] + 1
-            logger.info(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
+            if start < cfg.epochs:  # a finished run keeps only its chosen epoch, loaded below
+                accelerator.load_state(str(ckpt_dir / f"epoch_{done[-1]}"))
+                logger.info(f"resumed from {ckpt_dir / f'epoch_{done[-1]}'}")
     for epoch in range(start, cfg.epochs):
         model.train()
         if stream is not None:
@@ -124,8 +127,8 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
         else:
             train_dl.set_epoch(epoch)
         total, count, steps = 0.0, 0, 0
-        bar = tqdm(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   disable=not accelerator.is_local_main_process)
+        bar = progress(train_dl, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                       disable=not accelerator.is_local_main_process)
         for pixels, labels, _ in bar:
             with accelerator.accumulate(model):
                 # the model's own objective; open set: the head learns the known labels only
@@ -151,18 +154,31 @@ def fit(accelerator, model, train: DecodedSplit | StreamingSplit,
             tmp.write_text(json.dumps(log, indent=1))
             tmp.replace(log_path)
         accelerator.wait_for_everyone()
+        if not cfg.keep_checkpoints and accelerator.is_main_process:
+            _prune(ckpt_dir, keep={epoch, log["best_epoch"]})
         logger.info(f"epoch {epoch + 1}: train loss {total / max(count, 1):.4f}, "
                     f"validation accuracy {val_acc:.4f}")
         if cfg.stop_after_epoch is not None and epoch + 1 >= cfg.stop_after_epoch \
                 and epoch + 1 < cfg.epochs:
             log["stopped_early"] = True
             return model, log
-    if cfg.select == "last":
-        log["chosen_epoch"] = cfg.epochs - 1
-    elif log["best_epoch"] is not None:
-        log["chosen_epoch"] = log["best_epoch"]
-        accelerator.load_state(str(ckpt_dir / f"epoch_{log['best_epoch']}"))
+    chosen = cfg.epochs - 1 if cfg.select == "last" else log["best_epoch"]
+    if chosen is not None:
+        log["chosen_epoch"] = chosen
+        if chosen != cfg.epochs - 1 or start >= cfg.epochs:  # the model holds another epoch
+            accelerator.load_state(str(ckpt_dir / f"epoch_{chosen}"))
+        accelerator.wait_for_everyone()
+        if not cfg.keep_checkpoints and accelerator.is_main_process:
+            _prune(ckpt_dir, keep={chosen})
     return model, log
+
+
+def _prune(ckpt_dir: Path, keep: set) -> None:
+    """Delete the epoch states other than ``keep`` (epoch numbers)."""
+    for folder in ckpt_dir.glob("epoch_*"):
+        suffix = folder.name.removeprefix("epoch_")
+        if suffix.isdigit() and int(suffix) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def clear_checkpoints(ckpt_dir: Path) -> None:

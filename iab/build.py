@@ -23,7 +23,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Iterable
 
-from tqdm.auto import tqdm
+from iab.progress import progress as progress_bar
 
 import imageattributionbench as iab
 from iab import card, install, official, paper_split, shards
@@ -73,6 +73,8 @@ class BuildReport:
     skipped_configs: dict[str, str]
     fingerprint: str
     paper_split: dict = field(default_factory=dict)
+    # per published image: what the card's tables and its shortcut baseline are computed from
+    image_stats: list[shards.ImageStat] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------- pass 1: metadata
@@ -103,8 +105,8 @@ def scan_raw(files: list[Path], progress: bool = True, limit: int | None = None
     refs: dict[tuple[str, str, int], RowRef] = {}
     duplicates = 0
     limit = shards.max_pixels(limit)
-    for fi, path in enumerate(tqdm(files, desc="scan raw shards", unit="shard",
-                                   disable=not progress or len(files) < 20)):
+    for fi, path in enumerate(progress_bar(files, desc="scan raw shards", unit="shard",
+                                           disable=not progress or len(files) < 20)):
         pf = shards.open_parquet(path)
         shards.check_columns(path, pf.schema_arrow)
         table = shards.read_table(path, columns=_META_COLUMNS)
@@ -363,7 +365,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
         tasks = _tasks(refs, files, tmp, limit)
         records: list[ShardRecord] = []
         stats: list[shards.ImageStat] = []
-        bar = tqdm(total=len(refs), desc="build", unit="img", disable=not progress)
+        bar = progress_bar(total=len(refs), desc="build", unit="img", disable=not progress)
         if num_proc > 1:
             # workers die with this process: a killed build leaves none running
             with ProcessPoolExecutor(num_proc, mp_context=get_context("spawn"),
@@ -405,7 +407,7 @@ def build(inputs: Iterable[str | os.PathLike], out: str | os.PathLike, *, overwr
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp, paper)
+    return BuildReport(out, len(refs), duplicates, records, counts, skipped, fp, paper, stats)
 
 
 def _write_checksums(root: Path, known: dict[str, str]) -> None:

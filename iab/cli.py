@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import imageattributionbench as iab
+from iab.scripts import DefaultsHelpFormatter
 
 MAX_PIXELS_HELP = ("refuse images above N pixels before decoding them (default: "
                    "IAB_MAX_PIXELS, else 50,000,000)")
@@ -61,11 +62,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=1))
         return 0
-    print(f"{data['benchmark']} {data['version']}\n\nlabels (id name: how it runs, released)")
+    print(f"{data['benchmark']} {data['version']}\n\nlabels (id name: how it runs, its "
+          "defaults, released)")
     for lb in data["labels"]:
-        how = lb["runs"] or "real photographs"
-        print(f"  {lb['id']:>2} {lb['name']}: {how}" + (f", {lb['released']}" if lb.get(
-            "released") else ""))
+        print(f"  {lb['id']:>2} {lb['name']}: {_how_it_runs(lb)}" + (
+            f", released {lb['released']}" if lb.get("released") else ""))
     print("\nsemantics (superclass: subclasses)")
     for sup, subs in iab.SUPERCLASSES.items():
         print(f"  {sup}: {', '.join(subs)}")
@@ -73,6 +74,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for c in data["configs"]:
         print(f"  {c['name']}{' (default)' if c['default'] else ''}: {', '.join(c['splits'])}")
     return 0
+
+
+def _how_it_runs(lb: dict) -> str:
+    """One label's line of ``iab info``: for a diffusers generator its pipeline, Hub id and
+    the defaults generation/run.py uses (steps, guidance, resolution, dtype)."""
+    if lb["runs"] is None:
+        return "real photographs"
+    if lb["runs"] == "diffusers":
+        return (f"diffusers {lb['pipeline']} {lb['hub_id']}, {lb['steps']} steps, guidance "
+                f"{lb['guidance']:g}, {lb['resolution']} px, {lb['dtype']}")
+    if lb["runs"] == "api":
+        return f"API ({lb['api']} adapter, model {lb['api_model']})"
+    return "imported images (`iab import`)" + (f", weights {lb['hub_id']}" if lb.get("hub_id")
+                                                 else "")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -121,7 +136,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not args.synthetic and not args.no_harness:
         from harness.demo import run_harness_demo
 
-        results = run_harness_demo(Path(args.out) / "repo", Path(args.out))
+        results = run_harness_demo(Path(args.out) / "repo", Path(args.out),
+                                   keep_checkpoints=args.keep_checkpoints)
         print(f"\nharness results, plots and model card: {results}")
         if not args.no_paper_table:
             from harness import paper_table
@@ -130,20 +146,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return paper_table.main(paper_table.parse_args(
                 ["--dataset", str(Path(args.out) / "repo"), "--out",
                  str(Path(args.out) / "paper_table"), "--tiny", "--epochs", "6", "--lr",
-                 "0.01", "--batch-size", "16"]))
+                 "0.01", "--batch-size", "16"]
+                + (["--keep-checkpoints"] if args.keep_checkpoints else [])))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter,
         prog="iab", description="ImageAttributionBench: build, check and inspect the benchmark.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="raw shards -> a folder laid out as the Hub dataset repo",
-                       description="Build the Hub dataset repo folder (data/, degraded/, "
-                                   "README.md card, eval.yaml, manifest.json, checksums.sha256) "
-                                   "from raw shards. Nothing is written unless the whole build "
-                                   "succeeds.")
+    def add(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, formatter_class=DefaultsHelpFormatter, **kwargs)
+
+    b = add("build", help="raw shards -> a folder laid out as the Hub dataset repo",
+            description="Build the Hub dataset repo folder (data/, degraded/, "
+                        "README.md card, eval.yaml, manifest.json, checksums.sha256) "
+                        "from raw shards. Nothing is written unless the whole build "
+                        "succeeds.")
     b.add_argument("raw", nargs="+", metavar="RAW", help="folders or .parquet files of raw shards")
     b.add_argument("--out", required=True, help="output folder (new, empty, or an earlier build)")
     b.add_argument("--overwrite", action="store_true", help="replace an earlier build in --out")
@@ -157,30 +178,30 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     b.set_defaults(func=_cmd_build)
 
-    v = sub.add_parser("verify", help="check a built repo folder",
-                       description="Check checksums, row counts, schema and value domains, "
-                                   "folders, fold disjointness, degraded splits and the card's "
-                                   "configs, and decode every image and compare its format and "
-                                   "size with its row. Exit status 1 when anything is wrong.")
+    v = add("verify", help="check a built repo folder",
+            description="Check checksums, row counts, schema and value domains, "
+                        "folders, fold disjointness, degraded splits and the card's "
+                        "configs, and decode every image and compare its format and "
+                        "size with its row. Exit status 1 when anything is wrong.")
     v.add_argument("repo", help="a folder built by `iab build` (or a clone of the Hub repo)")
     v.add_argument("--quick", action="store_true",
                    help="check hashes, not images: no image is decoded (much faster)")
     v.add_argument("--max-pixels", type=int, metavar="N", help=MAX_PIXELS_HELP)
     v.set_defaults(func=_cmd_verify)
 
-    i = sub.add_parser("info", help="labels, semantics and configs")
+    i = add("info", help="labels, semantics and configs")
     i.add_argument("--json", action="store_true",
                    help="one JSON object with keys labels, semantics, configs (and more)")
     i.set_defaults(func=_cmd_info)
 
-    im = sub.add_parser("import", help="existing images -> raw shards",
-                        description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
-                                    "...), the paper's parquet release (a folder holding "
-                                    "data/<model>/<main_category>/<sub_category>.parquet, or its "
-                                    "Hub repo id, e.g. multiitsuki/ImageAttributionBench), or a "
-                                    "folder of its Dataverse zips (<model>_<subclass>.zip, split "
-                                    "ones .z01 ... .zip read in place) into raw shards. Lists "
-                                    "what it cannot map or read; rerun to resume, image by image.")
+    im = add("import", help="existing images -> raw shards",
+             description="Turn a folder tree of images (SRC/<generator>/.../<semantic>/"
+                         "...), the paper's parquet release (a folder holding "
+                         "data/<model>/<main_category>/<sub_category>.parquet, or its "
+                         "Hub repo id, e.g. multiitsuki/ImageAttributionBench), or a "
+                         "folder of its Dataverse zips (<model>_<subclass>.zip, split "
+                         "ones .z01 ... .zip read in place) into raw shards. Lists "
+                         "what it cannot map or read; rerun to resume, image by image.")
     im.add_argument("src", help="folder of images, release folder, zip folder, or Hub id")
     im.add_argument("--out", required=True, help="raw shard folder to write into")
     im.add_argument("--generator", help="label of every image (else from the first folder)")
@@ -196,15 +217,15 @@ def parser() -> argparse.ArgumentParser:
                     help="keep visible watermarks the registry says to crop (e.g. grok3)")
     im.set_defaults(func=_cmd_import)
 
-    d = sub.add_parser("demo", help="the offline demo benchmark, end to end",
-                       description="Generate images with tiny random-weight pipelines of eight "
-                                   "generator families on official prompts, add real photographs "
-                                   "(scikit-image's samples), build, verify, load every config "
-                                   "with datasets.load_dataset, then fine-tune a tiny classifier "
-                                   "with accelerate launch and score every protocol, and run "
-                                   "every method of the paper (tiny) under the paper protocol "
-                                   "into one table. No GPU, no network. Rerunning resumes the "
-                                   "generation and the table.")
+    d = add("demo", help="the offline demo benchmark, end to end",
+            description="Generate images with tiny random-weight pipelines of eight "
+                        "generator families on official prompts, add real photographs "
+                        "(scikit-image's samples), build, verify, load every config "
+                        "with datasets.load_dataset, then fine-tune a tiny classifier "
+                        "with accelerate launch and score every protocol, and run "
+                        "every method of the paper (tiny) under the paper protocol "
+                        "into one table. No GPU, no network. Rerunning resumes: "
+                        "finished images, runs and table rows are reused.")
     d.add_argument("--out", default="demo", help="folder for raw/ and repo/ (default ./demo)")
     d.add_argument("--synthetic", action="store_true",
                    help="painted synthetic images instead of the generation jobs (no torch)")
@@ -213,12 +234,17 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--no-paper-table", action="store_true",
                    help="skip the methods x protocols table of the paper's methods")
     d.add_argument("--num-proc", type=int, default=1, help="build worker processes")
+    d.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep every epoch's training state (default: the chosen epoch's only)")
     d.set_defaults(func=_cmd_demo)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from iab.progress import quiet_library_bars
+
     args = parser().parse_args(argv)
+    quiet_library_bars()  # a log file gets plain progress lines, not redrawn bars
     try:
         return args.func(args)
     except iab.BenchmarkError as e:

@@ -104,6 +104,12 @@ def build_verify_load(raw: Path, repo: Path, num_proc: int = 1):
     if problems:
         raise iab.BenchmarkError("demo build failed verification:\n" + "\n".join(problems))
     print("verified: checksums, schema, folds, degraded splits and card all consistent")
+    from iab.shortcut import scores
+
+    for sc in scores(report.image_stats):  # the card's metadata-only k-NN, above chance = a leak
+        print(f"shortcut baseline (format, size, file size only) on {sc.protocol}: "
+              f"{100 * sc.accuracy:.1f}% vs chance {100 * sc.chance:.1f}% "
+              f"({'LEAKS' if sc.leaks else 'no leak'}, {sc.n_test} test images)")
     print(f"\nload_dataset({str(repo)!r}, <config>):")
     for name in report.configs:
         ds = iab.load(name, repo=str(repo))

@@ -1,4 +1,4 @@
-"""What every command-line script of the project shares: one way to exit.
+"""What every command-line script of the project shares: one way to exit, one ``--help`` style.
 
 It imports nothing of the project but the benchmark definition, so that generation/, harness/
 and methods/ can use it without importing the ``iab`` command (which sits on top of them).
@@ -6,6 +6,7 @@ and methods/ can use it without importing the ``iab`` command (which sits on top
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import imageattributionbench as iab
@@ -20,3 +21,17 @@ def run_script(main_fn) -> None:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     sys.exit(code)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` that shows every option's default: "(default: X)" is added to each option
+    with a default (not None or False) whose help does not already name it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (default is None or default is False or default is argparse.SUPPRESS
+                or not action.option_strings or "default" in text.lower()):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        return f"{text} (default: {str(shown).replace('%', '%%')})".strip()

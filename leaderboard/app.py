@@ -12,12 +12,18 @@ from __future__ import annotations
 import argparse
 import os
 
+from iab.scripts import DefaultsHelpFormatter
 from leaderboard.source import HUB_RESULTS_REPO, REFRESH_S, RETRY_S, Source
+
+DESCRIPTION = ("Serve the ImageAttributionBench leaderboard (a Gradio app): the results files "
+               "of a local folder or of the Hub results repo, ranked, with charts and the files "
+               "it rejected and why.")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=DESCRIPTION)
     src = p.add_argument_group("results").add_mutually_exclusive_group()
     src.add_argument("--results-dir", default=env("RESULTS_DIR"),
                      help="local folder of results files (any layout: one entry per folder)")
@@ -42,8 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retry", type=float, default=float(env("RETRY_S", RETRY_S)),
                    help="seconds between retries while the results cannot be read")
     srv = p.add_argument_group("server")
-    srv.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"))
-    srv.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")))
+    srv.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+                     help="address to serve on (GRADIO_SERVER_NAME)")
+    srv.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
+                     help="port (GRADIO_SERVER_PORT)")
     args = p.parse_args(argv)
     if args.results_dir is None and args.results_repo is None:
         args.results_repo = env("RESULTS_REPO", HUB_RESULTS_REPO)

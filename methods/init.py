@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import imageattributionbench as iab
-from iab.scripts import run_script
+from iab.scripts import DefaultsHelpFormatter, run_script
 from methods import METHODS
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -66,8 +66,7 @@ PRETRAINED = {
 
 def check_name(name: str) -> str:
     if name not in METHODS:
-        raise iab.BenchmarkError(f"unknown method {name!r}; valid methods: "
-                                 f"{', '.join(METHODS)}")
+        raise iab.unknown_name("method", name, METHODS)
     return name
 
 
@@ -122,7 +121,8 @@ def init_checkpoint(name: str, out: str | Path, size: int | None = None, tiny: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        formatter_class=DefaultsHelpFormatter, description=__doc__.split("\n\n")[0])
     p.add_argument("method", help=" | ".join(METHODS))
     p.add_argument("out", help="folder to write")
     p.add_argument("--size", type=int, help="crop side the harness feeds it (default: the "
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                                               "microsoft/resnet-50")
     p.add_argument("--clip-weights", help="Hub CLIP for DEFL's semantic branch, e.g. "
                                           "openai/clip-vit-base-patch16")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the random initialisation")
     args = p.parse_args(argv)
     print(init_checkpoint(args.method, args.out, args.size, args.tiny, args.backbone_weights,
                           args.seed, args.clip_weights))

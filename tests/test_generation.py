@@ -126,7 +126,8 @@ def test_regenerating_a_row_reproduces_its_image(single):
 def test_unknown_generator_lists_valid_ones(tmp_path):
     done = subprocess.run([sys.executable, RUN, "--generator", "SD9", "--out", str(tmp_path)],
                           capture_output=True, text=True, env=env(), cwd=ROOT)
-    assert done.returncode == 2 and "valid generators: 4o, CogView3_PLUS" in done.stderr
+    assert done.returncode == 2 and "runnable generators: CogView3_PLUS, FLUX" in done.stderr
+    assert "`iab import`" in done.stderr
     assert not any(tmp_path.iterdir())
 
 

@@ -72,6 +72,10 @@ def test_outputs(finetuned):
     assert not (out / ".eval_results").exists()
     assert results["dataset"]["local"] is True and results["dataset"]["revision"] is None
     assert (out / "config.json").exists() and (out / "model.safetensors").exists()
+    # only the chosen epoch's training state is kept (the others were removed as it went)
+    best = results["run_config"]["training"]["standard"]["best_epoch"]
+    kept = sorted(p.name for p in (out / "checkpoints" / "standard").glob("epoch_*"))
+    assert kept == [f"epoch_{best}"]
 
 
 def _launch(args: list[str], processes: int, cwd: Path) -> dict:
@@ -109,7 +113,9 @@ def test_interrupted_training_resumes_to_the_same_result(tiny_bench, classifier,
     common = ["--model", str(classifier), "--method", "finetune", "--protocol",
               "semantic_disjoint", "--dataset", str(tiny_bench), "--epochs", "3",
               "--batch-size", "16", "--lr", "0.01"]
-    full = _run(tmp_path / "full", *common)
+    full = _run(tmp_path / "full", *common, "--keep-checkpoints")
+    assert len(list((tmp_path / "full" / "checkpoints" / "semantic_disjoint").glob(
+        "epoch_*"))) == 3
     assert harness_run.main(harness_run.parse_args(
         [*common, "--stop-after-epoch", "1", "--output-dir", str(tmp_path / "resumed")])) == 0
     assert not list((tmp_path / "resumed").glob("results_*.json"))
@@ -122,6 +128,14 @@ def test_interrupted_training_resumes_to_the_same_result(tiny_bench, classifier,
     log_a = full["run_config"]["training"]["semantic_disjoint"]["epochs"]
     log_b = resumed["run_config"]["training"]["semantic_disjoint"]["epochs"]
     assert [e["validation_accuracy"] for e in log_b] == [e["validation_accuracy"] for e in log_a]
+    best = resumed["run_config"]["training"]["semantic_disjoint"]["best_epoch"]
+    ckpt = tmp_path / "resumed" / "checkpoints" / "semantic_disjoint"
+    assert [p.name for p in ckpt.glob("epoch_*")] == [f"epoch_{best}"]
+    # resuming a finished run trains nothing and scores the chosen epoch again
+    again = _run(tmp_path / "resumed", *common, "--resume")
+    assert again["run_config"]["training"] == resumed["run_config"]["training"]
+    assert again["protocols"]["semantic_disjoint"]["splits"]["test"]["confusion_matrix"] == \
+        b["test"]["confusion_matrix"]
 
 
 def test_bad_names_list_the_valid_ones():
@@ -168,7 +182,7 @@ def test_a_corrupt_image_in_a_shard(tiny_bench, finetuned, tmp_path):
     assert test["n_samples"] == len(GENERATORS) * len(SEMANTICS) * FOLDS["test"] - 1
 
 
-def test_linear_probe_and_open_set(tiny_bench, tmp_path):
+def test_linear_probe_and_open_set(tiny_bench, tmp_path, capsys):
     import torch
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
@@ -182,7 +196,24 @@ def test_linear_probe_and_open_set(tiny_bench, tmp_path):
                    "--batch-size", "16", "--lr", "0.05")
     test = results["protocols"]["open_set"]["splits"]["test"]
     assert 0.0 <= test["auroc_unknown"] <= 1.0
-    assert results["protocols"]["open_set"]["summary"]["auroc_unknown"] == test["auroc_unknown"]
+    summary = results["protocols"]["open_set"]["summary"]
+    assert summary == {k: test[k] for k in ("known_accuracy", "auroc_unknown", "oscr")}
+    assert 0.0 <= test["oscr"] <= test["known_accuracy"]
+    # the threshold was chosen on validation: 95% of its (known) images accepted
+    log = results["run_config"]["training"]["open_set"]
+    assert 0.0 < test["rejection_threshold"] <= 1.0 and "epochs" in log
+    cm = test["open_set_confusion_matrix"]
+    assert len(cm) == len(iab.LABELS) and sum(map(sum, cm)) == test["n_samples"]
+    rejected = sum(row[-1] for row in cm)
+    n_unknown = sum(cm[iab.LABEL_IDS["Z-Image-Turbo"]])
+    assert test["unknown_rejection_rate"] == cm[iab.LABEL_IDS["Z-Image-Turbo"]][-1] / n_unknown
+    assert rejected == round(test["known_rejection_rate"] * (test["n_samples"] - n_unknown)
+                             + test["unknown_rejection_rate"] * n_unknown)
+    printed = capsys.readouterr().out
+    assert (f"open_set/test: known-class accuracy {test['known_accuracy']:.3f}, AUROC of "
+            f"rejecting unknown generators {test['auroc_unknown']:.3f}, OSCR "
+            f"{test['oscr']:.3f}") in printed
+    assert "open_set/test " not in printed.split("accuracy: ")[-1].split("\n")[0]
     # the unknown generator (released after the cutoff) is never predicted
     assert test["confusion_matrix"][0] is not None
     unknown = iab.LABEL_IDS["Z-Image-Turbo"]
@@ -199,3 +230,34 @@ def test_streaming_training_and_evaluation(tiny_bench, classifier, tmp_path):
     assert splits["test"]["n_samples"] == len(GENERATORS) * sum(FOLDS.values())  # every cat
     # learns from the stream
     assert_above_chance(splits["test_seen"]["accuracy"], splits["test_seen"]["n_samples"], 1 / 4)
+
+
+def test_demo_rerun_reuses_the_finished_harness_run(tmp_path, monkeypatch):
+    """`iab demo` run twice: the second finds the first's results (same settings) and
+    neither trains nor writes another results file; other settings are refused."""
+    from harness import demo
+
+    out, calls = tmp_path / "demo", []
+
+    def launch(cmd, **kwargs):  # stands in for accelerate launch: a finished run's results
+        calls.append(cmd)
+        argv = cmd[cmd.index(str(demo.RUN)) + 1:]
+        assert "--resume" in argv  # an interrupted first run continues where it stopped
+        args = harness_run.parse_args(argv)
+        config = {**vars(args), "model_requested": args.model}
+        folder = Path(args.output_dir)
+        folder.mkdir(parents=True)
+        (folder / "results_2026-12-01T00-00-00Z.json").write_text(
+            json.dumps({"run_config": config}))
+
+    monkeypatch.setattr(demo.subprocess, "run", launch)
+    monkeypatch.setattr(demo, "tiny_classifier", lambda folder: folder)
+    results = demo.run_harness_demo(tmp_path / "repo", out)
+    first = sorted(results.iterdir())
+    demo.run_harness_demo(tmp_path / "repo", out)
+    assert len(calls) == 1 and sorted(results.iterdir()) == first
+    done = json.loads(first[0].read_text())
+    done["run_config"]["epochs"] = 2
+    first[0].write_text(json.dumps(done))
+    with pytest.raises(iab.BenchmarkError, match="epochs: 2 there, 4 now"):
+        demo.run_harness_demo(tmp_path / "repo", out)

@@ -179,12 +179,76 @@ def test_open_set_matches_sklearn_on_msp(metric, ties):
     assert {k: out[k] for k in closed} == closed
 
 
+def _oscr_by_definition(is_known, correct, confidence) -> float:
+    """Dhamija et al.'s OSCR from its definition: one (FPR, CCR) point per threshold taken
+    from the scores themselves (plus one above them all), trapezoids between them."""
+    points = [(0.0, 0.0)]
+    for t in sorted(set(confidence.tolist()), reverse=True):
+        accepted = confidence >= t
+        points.append(((accepted & ~is_known).sum() / (~is_known).sum(),
+                       (accepted & is_known & correct).sum() / is_known.sum()))
+    return float(sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(points, points[1:])))
+
+
+@pytest.mark.parametrize("ties", [True, False], ids=["ties", "no-ties"])
+def test_oscr_matches_its_definition(metric, ties):
+    run = _fake_run(seed=5, ties=ties)
+    y, p, s, _ = _arrays(run)
+    known_ids = [0, 1, 2, 3]
+    # a model that names known labels only: predictions are the best known label
+    run["predictions"] = [int(np.array(known_ids)[np.argmax(row[known_ids])]) for row in s]
+    p = np.array(run["predictions"])
+    out = metric.compute(**run, labels=LABELS, known_labels=[LABELS[i] for i in known_ids])
+    is_known = np.isin(y, known_ids)
+    expected = _oscr_by_definition(is_known, p == y, s[:, known_ids].max(axis=1))
+    assert out["oscr"] == pytest.approx(expected, abs=TOL)
+    assert 0 < out["oscr"] <= out["known_accuracy"]  # equal only with perfect rejection
+
+
+def test_oscr_bounds():
+    from harness.metrics.attribution_metrics.attribution_metrics import _oscr
+
+    known = np.array([True, True, False, False])
+    right = np.array([True, False, False, False])
+    # unknown images less confident than every known one: OSCR is the known accuracy
+    assert _oscr(known, right, np.array([0.9, 0.8, 0.3, 0.2])) == pytest.approx(0.5)
+    # unknown images more confident than every known one: nothing is gained before FPR = 1
+    assert _oscr(known, right, np.array([0.3, 0.2, 0.9, 0.8])) == pytest.approx(0.0)
+
+
+def test_rejections_at_a_threshold(metric):
+    # labels a, b known; c unknown. confidence = max over a, b
+    out = metric.compute(
+        predictions=[0, 1, 0, 1], references=[0, 0, 2, 2],
+        scores=[[0.9, 0.1, 0.0], [0.35, 0.65, 0.0], [0.55, 0.45, 0.0], [0.2, 0.8, 0.0]],
+        semantics=["cat"] * 4, labels=["a", "b", "c"], known_labels=["a", "b"],
+        rejection_threshold=0.7)
+    assert out["rejection_threshold"] == 0.7
+    # a/0.9 accepted right; a/0.65 rejected; c/0.55 rejected; c/0.8 accepted as b
+    assert out["open_set_confusion_matrix"] == [[1, 0, 0, 1], [0, 0, 0, 0], [0, 1, 0, 1]]
+    assert out["known_rejection_rate"] == 0.5 and out["unknown_rejection_rate"] == 0.5
+    assert out["open_set_accuracy"] == 0.5  # a/0.9 and the rejected c
+    assert out["accuracy"] == 0.25  # counts both unknown images as errors
+    with pytest.raises(ValueError, match="needs known_labels"):
+        metric.compute(predictions=[0], references=[0], scores=[[1.0, 0.0, 0.0]],
+                       semantics=["cat"], labels=["a", "b", "c"], rejection_threshold=0.5)
+
+
+def test_rejection_threshold_accepts_95_percent_of_known():
+    from harness.metrics import rejection_threshold
+
+    conf = np.linspace(0.01, 1.0, 100)
+    t = rejection_threshold(conf)
+    assert (conf >= t).mean() >= 0.95 and (conf > t).mean() < 0.95
+    assert rejection_threshold([]) is None
+
+
 def test_open_set_without_unknown_samples(metric):
     out = metric.compute(
         predictions=[0, 1], references=[0, 1], scores=[[0.9, 0.1, 0.0], [0.3, 0.6, 0.1]],
         semantics=["cat", "cat"], labels=["a", "b", "c"], known_labels=["a", "b"],
     )
-    assert out["auroc_unknown"] is None
+    assert out["auroc_unknown"] is None and out["oscr"] is None
     assert out["known_accuracy"] == 1.0
 
 

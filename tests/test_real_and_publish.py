@@ -138,3 +138,37 @@ def test_plan_lists_deletions(built, tmp_path):
     remote = {"data/old/train/gone-00000-of-00001.parquet": "ab" * 32}
     plan = plan_upload(built[0], remote)
     assert plan.deleted == ["data/old/train/gone-00000-of-00001.parquet"]
+
+
+def test_photo_crops_are_linked_to_their_prompts_sized_and_sourced(tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    from generation.real import Photo, import_photo_crops
+    from iab.prompts import official_prompts
+
+    buf = io.BytesIO()
+    arr = np.random.default_rng(0).integers(0, 256, (150, 200, 3), dtype=np.uint8)
+    Image.fromarray(arr).filter(ImageFilter.GaussianBlur(1)).save(buf, "PNG")
+    photos = [Photo("noise.png", buf.getvalue(), "test-package", "CC0")]
+    prompts = official_prompts("cat")[:5]
+    report = import_photo_crops(photos, "cat", prompts, tmp_path / "raw", size=32,
+                                source_name="demo-crop", match_png_bytes=2500)
+    rows = _rows(tmp_path / "raw")
+    assert report.rows == 5 and [r["prompt_id"] for r in rows] == [p.prompt_id for p in prompts]
+    assert {(r["width"], r["height"], r["format"], r["generator"]) for r in rows} == {
+        (32, 32, "PNG", "real")}
+    assert rows[0]["source"].startswith("demo-crop: test-package noise.png (CC0), scale ")
+    assert ", crop 32x32 at (" in rows[0]["source"]
+    sizes = [len(r["image"]["bytes"]) for r in rows]
+    unmatched = import_photo_crops(photos, "cat", prompts, tmp_path / "plain", size=32,
+                                   source_name="demo-crop")  # first candidate, no matching
+    assert unmatched.rows == 5
+    plain = [len(r["image"]["bytes"]) for r in _rows(tmp_path / "plain")]
+    assert np.mean(np.abs(np.array(sizes) - 2500)) < np.mean(np.abs(np.array(plain) - 2500))
+    # the same prompts give the same crops; a rerun keeps the unit
+    again = import_photo_crops(photos, "cat", prompts, tmp_path / "raw", size=32,
+                               source_name="demo-crop", match_png_bytes=2500)
+    assert again.skipped_done and again.rows == 0

@@ -44,6 +44,13 @@ def split_metrics(correct: int, **extra) -> dict:
     }
 
 
+def open_confusion(correct: int) -> list[list[int]]:
+    """``confusion(correct)`` with a "rejected" column: the last label's images rejected."""
+    rows = [r + [0] for r in confusion(correct)]
+    rows[-1][-1], rows[-1][0] = rows[-1][0], 0
+    return rows
+
+
 DEGRADED_CORRECT = {"down_x2": 85, "down_x4": 70, "jpeg_q65": 80, "jpeg_q30": 60,
                     "blur_s3": 75, "blur_s5": 50}
 SEMANTIC_CORRECT = {"semantic_disjoint": (92, 60), "semantic_disjoint_bedroom": (88, 55),
@@ -65,8 +72,11 @@ def make_results(model_id: str = "acme/vit-tiny") -> dict:
             },
         },
         "open_set": {
-            "splits": {"test": split_metrics(80, auroc_unknown=0.8765, known_accuracy=0.83)},
-            "summary": {"auroc_unknown": 0.8765},
+            "splits": {"test": split_metrics(
+                80, auroc_unknown=0.8765, known_accuracy=0.83, oscr=0.71,
+                rejection_threshold=0.42, open_set_accuracy=0.6, known_rejection_rate=0.05,
+                unknown_rejection_rate=0.7, open_set_confusion_matrix=open_confusion(80))},
+            "summary": {"auroc_unknown": 0.8765, "known_accuracy": 0.83, "oscr": 0.71},
         },
     }
     for name, (seen, unseen) in SEMANTIC_CORRECT.items():
@@ -161,11 +171,20 @@ def _missing_open_set_auroc(r):
     del r["protocols"]["open_set"]["splits"]["test"]["auroc_unknown"]
 
 
+def _missing_oscr(r):
+    del r["protocols"]["open_set"]["splits"]["test"]["oscr"]
+
+
+def _open_confusion_without_rejected_column(r):
+    m = r["protocols"]["open_set"]["splits"]["test"]
+    m["open_set_confusion_matrix"] = [row[:-1] for row in m["open_set_confusion_matrix"]]
+
+
 @pytest.mark.parametrize("mutate, where, words", [
     (_set_accuracy, "protocols.standard.splits.test.accuracy", "1.5"),
     (_drop_model_id, "model.id", "missing key"),
     (_unknown_protocol, "protocols.bogus", "unknown protocol 'bogus'"),
-    (_schema_version, "schema_version", "3"),
+    (_schema_version, "schema_version", "3 is not one of 1, 2"),
     (_absolute_model_path, "model.id", "absolute path"),
     (_branch_not_sha, "dataset.revision", "not a commit sha"),
     (_local_with_revision, "dataset.revision", "a local build has no revision"),
@@ -173,12 +192,29 @@ def _missing_open_set_auroc(r):
     (_unknown_split, "protocols.standard.splits.test_seen", "unknown split"),
     (_bad_confusion, "protocols.standard.splits.test.confusion_matrix", "sum to 101"),
     (_missing_open_set_auroc, "protocols.open_set.splits.test.auroc_unknown", "missing key"),
+    (_missing_oscr, "protocols.open_set.splits.test.oscr", "missing key"),
+    (_open_confusion_without_rejected_column,
+     "protocols.open_set.splits.test.open_set_confusion_matrix", "must be 3x4"),
 ])
 def test_validate_names_each_injected_problem(results, mutate, where, words):
     mutate(results)
     problems = validate_results(results)
     assert len(problems) == 1, problems
     assert problems[0].startswith(where + ":") and words in problems[0], problems
+
+
+def test_schema_1_files_without_the_open_set_scores_still_validate(results):
+    results["schema_version"] = 1
+    test = results["protocols"]["open_set"]["splits"]["test"]
+    for key in ("oscr", "rejection_threshold", "open_set_accuracy", "known_rejection_rate",
+                "unknown_rejection_rate", "open_set_confusion_matrix"):
+        del test[key]
+    results["protocols"]["open_set"]["summary"] = {"auroc_unknown": 0.8765}
+    assert validate_results(results) == []
+    results["schema_version"] = 2  # the same file claiming schema 2 lacks the new keys
+    assert [p.split(":")[0] for p in validate_results(results)] == [
+        "protocols.open_set.splits.test.oscr",
+        "protocols.open_set.splits.test.rejection_threshold"]
 
 
 def test_validate_reports_several_problems_and_refuses_non_objects(results):

@@ -25,9 +25,12 @@ import numpy as np
 _DESCRIPTION = """\
 Attribution metrics for ImageAttributionBench: accuracy, macro F1, one-vs-rest macro AUROC, mean
 average precision, per-class recall, per-semantic accuracy and the confusion matrix. With
-`known_labels` (the open-set protocol) it also reports how well the maximum softmax probability
-over the known labels separates images from unknown generators (`auroc_unknown`) and the accuracy
-on images from known ones (`known_accuracy`). All scores are fractions in [0, 1].
+`known_labels` (the open-set protocol) it also reports the accuracy on images from known
+generators (`known_accuracy`), how well the maximum softmax probability over the known labels
+separates images from unknown generators (`auroc_unknown`), and the Open-Set Classification Rate
+(`oscr`, Dhamija et al. 2018: the area under correct known classifications against accepted
+unknown images, over every rejection threshold); with a `rejection_threshold` also the rejections
+at that threshold. All scores are fractions in [0, 1].
 """
 
 _CITATION = """\
@@ -55,6 +58,9 @@ Args:
         "1", ... up to the largest id given, or the length of a scores row).
     known_labels (`list[str]`, *optional*): open-set protocol; samples whose reference label is
         not in this list are the "unknown" ones.
+    rejection_threshold (`float`, *optional*, with `known_labels`): a sample whose maximum
+        probability over the known labels is below it is rejected as unknown (the harness
+        chooses it on validation images: 95% of known ones accepted).
 Returns:
     n_samples (`int`), accuracy (`float`), macro_f1 (`float`, over labels present in references
     or predictions), macro_auroc (`float` or None: one-vs-rest over labels present in references;
@@ -63,8 +69,12 @@ Returns:
     (`dict[str, float | None]`: recall per label, None if absent), per_semantic_accuracy
     (`dict[str, float]`, None without semantics), confusion_matrix (`list[list[int]]`, rows are
     references, columns predictions), labels (`list[str]`); with `known_labels` also
-    auroc_unknown (`float` or None if only known or only unknown samples) and known_accuracy
-    (`float` or None if no known samples).
+    auroc_unknown (`float` or None if only known or only unknown samples), known_accuracy
+    (`float` or None if no known samples) and oscr (`float` or None, as auroc_unknown); with
+    `rejection_threshold` also open_set_accuracy (a known sample counts when accepted and
+    right, an unknown one when rejected), known_rejection_rate, unknown_rejection_rate (`float`
+    or None without such samples) and open_set_confusion_matrix (rows are references, columns
+    predictions then one "rejected" column).
 Examples:
     >>> metric = evaluate.load("harness/metrics/attribution_metrics")
     >>> out = metric.compute(predictions=[0, 1], references=[0, 0],
@@ -190,6 +200,7 @@ class AttributionMetrics(evaluate.Metric):
         semantics=None,
         labels: list[str] | None = None,
         known_labels: list[str] | None = None,
+        rejection_threshold: float | None = None,
     ) -> dict:
         n = len(references)
         if n == 0:
@@ -262,11 +273,14 @@ class AttributionMetrics(evaluate.Metric):
             "labels": labels,
         }
         if known_labels is not None:
-            out.update(self._open_set(labels, known_labels, y_true, correct, prob))
+            out.update(self._open_set(labels, known_labels, y_true, y_pred, correct, prob,
+                                      rejection_threshold))
+        elif rejection_threshold is not None:
+            raise ValueError("rejection_threshold needs known_labels (the open-set protocol)")
         return out
 
     @staticmethod
-    def _open_set(labels, known_labels, y_true, correct, prob) -> dict:
+    def _open_set(labels, known_labels, y_true, y_pred, correct, prob, threshold) -> dict:
         known_labels = _check_names("known_labels", known_labels)
         unknown_names = [x for x in known_labels if x not in labels]
         if unknown_names:
@@ -276,12 +290,47 @@ class AttributionMetrics(evaluate.Metric):
         known_ids = np.array([labels.index(x) for x in known_labels])
         is_known = np.isin(y_true, known_ids)
         both = 0 < is_known.sum() < len(is_known)
-        auroc_unknown = None
-        if prob is not None and both:
-            # Maximum softmax probability baseline: low confidence over the known labels =
-            # unknown.
-            auroc_unknown = _auroc(~is_known, 1.0 - prob[:, known_ids].max(axis=1))
-        return {
-            "auroc_unknown": auroc_unknown,
+        # Maximum softmax probability baseline: low confidence over the known labels = unknown
+        # (scores are optional: without them only the known accuracy is defined).
+        confidence = prob[:, known_ids].max(axis=1) if prob is not None else None
+        scored = both and confidence is not None
+        out = {
+            "auroc_unknown": _auroc(~is_known, 1.0 - confidence) if scored else None,
             "known_accuracy": float(correct[is_known].mean()) if is_known.any() else None,
+            "oscr": _oscr(is_known, correct, confidence) if scored else None,
         }
+        if threshold is not None:
+            if confidence is None:
+                raise ValueError("rejection_threshold needs prediction_scores (the confidences "
+                                 "it is compared with)")
+            threshold = float(threshold)
+            if not np.isfinite(threshold):
+                raise ValueError(f"rejection_threshold {threshold!r} is not a finite number")
+            accepted = confidence >= threshold
+            k = len(labels)
+            cm = np.zeros((k, k + 1), dtype=np.int64)
+            np.add.at(cm, (y_true, np.where(accepted, y_pred, k)), 1)
+            out.update({
+                "rejection_threshold": threshold,
+                "open_set_accuracy": float(np.where(is_known, accepted & correct,
+                                                    ~accepted).mean()),
+                "known_rejection_rate": float((~accepted[is_known]).mean())
+                if is_known.any() else None,
+                "unknown_rejection_rate": float((~accepted[~is_known]).mean())
+                if (~is_known).any() else None,
+                "open_set_confusion_matrix": cm.tolist(),
+            })
+        return out
+
+
+def _oscr(is_known: np.ndarray, correct: np.ndarray, confidence: np.ndarray) -> float:
+    """Open-Set Classification Rate (Dhamija, Guenther and Boult, NeurIPS 2018): the area under
+    the correct-classification rate of known samples (right and accepted) against the share of
+    unknown samples accepted, as the acceptance threshold on ``confidence`` goes from above
+    every score to below every score. Tied scores move together (a straight segment)."""
+    order = np.argsort(-confidence, kind="mergesort")
+    c = confidence[order]
+    last = np.r_[np.flatnonzero(np.diff(c)), len(c) - 1]  # one point per distinct threshold
+    ccr = np.r_[0.0, np.cumsum((is_known & correct)[order])[last] / is_known.sum()]
+    fpr = np.r_[0.0, np.cumsum(~is_known[order])[last] / (~is_known).sum()]
+    return float(np.sum(np.diff(fpr) * (ccr[1:] + ccr[:-1]) / 2))
