@@ -171,18 +171,20 @@ def import_photo_crops(photos: Sequence[Photo], semantic: str, prompts, out: str
                        ) -> ImportReport:
     """Write one real crop per prompt (``iab.prompts.Prompt``) to ``<out>/real/<semantic>/
     <source_name>-<k>.parquet``, each linked to its prompt (so it shares the prompt's fold);
-    an existing unit is kept (resume). See :func:`photo_crop`."""
+    a prompt that already has its crop is skipped, so a rerun completes an interrupted import
+    crop by crop. See :func:`photo_crop`."""
     iab.superclass_of(semantic)
     stem = re.sub(r"[^A-Za-z0-9]+", "_", source_name).strip("_").lower() or "crops"
     dest = Path(out) / iab.REAL / semantic
     report = ImportReport()
-    if any(dest.glob(f"{stem}-*.parquet")):
-        report.skipped_done.append(dest)
-        return report
+    _, identities = done_rows(dest)
 
     def rows():
         cache: dict = {}
         for p in prompts:
+            if (p.prompt_id, 0) in identities:
+                report.already_imported += 1
+                continue
             data, source = photo_crop(photos, p.prompt_id, size, match_png_bytes, cache=cache)
             yield shards.make_row(data, iab.REAL, semantic, p.prompt_id, prompt=p.text,
                                   image_path=f"{p.prompt_id.replace('/', '-')}.png",

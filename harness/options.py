@@ -183,8 +183,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{action.dest.replace('_', '-')} {value!r}: choose from "
                     f"{', '.join(map(str, action.choices))}")
     if args.method not in METHODS:  # (harness.models.check_method needs torch: not yet)
-        raise iab.BenchmarkError(f"unknown method {args.method!r}; valid methods: "
-                                 f"{', '.join(METHODS)}")
+        raise iab.unknown_name("method", args.method, METHODS)
     jobs_for(args.protocol)
     if args.gradient_accumulation_steps < 1:
         p.error("--gradient-accumulation-steps must be 1 or more")

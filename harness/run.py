@@ -302,7 +302,7 @@ def main(args: argparse.Namespace) -> int:
     }
     info = card_info(args, requested, model_local, hub_repo, record)
     paths = write_report(results, out_dir, samples, info)
-    log.info(console_summary(protocols))
+    print(console_summary(protocols), flush=True)  # the run's answer: stdout, not the log
     log.info(f"wrote {len(paths)} files to {out_dir}")
     if args.push_to_hub or args.results_repo:
         for line in push(args, out_dir, hub_repo):

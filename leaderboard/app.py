@@ -3,7 +3,8 @@
 
 Without arguments it reads the Hub results repo; environment variables (the Space's settings)
 set the defaults: RESULTS_REPO, RESULTS_DIR, REQUESTS_REPO, DATASET, DATASET_REVISION,
-REQUIRE_VERIFIED, REFRESH_S, RETRY_S. The page starts even when the results repo cannot be
+REQUIRE_VERIFIED, REFRESH_S, RETRY_S, LOCAL_BUILDS (folders holding local builds whose
+results it verifies). The page starts even when the results repo cannot be
 reached: a banner says so and the board retries.
 """
 

@@ -31,6 +31,7 @@ class DatasetRef:
     repo: str
     revision: str | None
     local: bool  # a folder built by `iab build`, not a Hub repo
+    fingerprint: str | None = None  # a local build's row fingerprint (its manifest.json)
 
     def describe(self) -> str:
         if self.local:
@@ -43,7 +44,7 @@ def dataset_ref(results: dict) -> DatasetRef:
     ds = results["dataset"]
     repo, revision = ds["repo"], ds.get("revision")
     local = bool(ds.get("local")) or not _looks_like_hub_id(repo) or Path(repo).is_dir()
-    return DatasetRef(repo, revision, local)
+    return DatasetRef(repo, revision, local, ds.get("fingerprint") if local else None)
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -61,20 +62,52 @@ def default_cache_dir() -> Path:
     return Path(base) / "imageattributionbench" / "labels"
 
 
-class ReferenceLabels:
-    """Rows of the benchmark's splits by identity, cached in memory and (Hub commits) on disk."""
+def _fingerprint(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / "manifest.json").read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
 
-    def __init__(self, cache_dir: str | os.PathLike | None = None):
+
+class ReferenceLabels:
+    """Rows of the benchmark's splits by identity, cached in memory and (Hub commits) on disk.
+
+    Results never hold absolute paths, so a local build is found by its row fingerprint among
+    ``local_builds`` (build folders, or folders of builds; default: the LOCAL_BUILDS
+    environment variable, paths separated by the OS path separator) and the recorded path
+    itself, read from the working folder."""
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None,
+                 local_builds: list[str | os.PathLike] | None = None):
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        if local_builds is None:
+            local_builds = [p for p in os.environ.get("LOCAL_BUILDS", "").split(os.pathsep) if p]
+        self.local_builds = [Path(p) for p in local_builds]
         self._memory: dict[tuple, dict[str, list]] = {}
         self._lock = threading.Lock()
+
+    def local_folder(self, ref: DatasetRef) -> Path | None:
+        """The build on this machine that ``ref`` names: the one with its fingerprint (or,
+        for results that record none, the recorded path)."""
+        candidates = [Path(ref.repo)]
+        for root in self.local_builds:
+            candidates += [root, root / Path(ref.repo).name]
+            if root.is_dir():
+                candidates += sorted(p for p in root.iterdir() if p.is_dir())
+        for folder in candidates:
+            if not (folder / "manifest.json").is_file():
+                continue
+            if ref.fingerprint is None or _fingerprint(folder) == ref.fingerprint:
+                return folder
+        return None
 
     def why_not(self, ref: DatasetRef) -> str:
         """'' when this dataset's labels can be looked up, else why they cannot."""
         if ref.local:
-            if not (Path(ref.repo) / "manifest.json").is_file():
+            if self.local_folder(ref) is None:
                 return (f"it was scored on a local build ({ref.repo}) that this board cannot "
-                        "read, so its labels are unknown here")
+                        "read (no build with its fingerprint among the board's LOCAL_BUILDS), "
+                        "so its labels are unknown here")
             return ""
         if not ref.revision:
             return ("its dataset revision is not recorded, so the labels it was scored "
@@ -83,6 +116,11 @@ class ReferenceLabels:
 
     def split(self, ref: DatasetRef, config: str, split: str) -> dict[str, list]:
         """Columns ``COLUMNS`` of one split (labels as names); raises LabelsUnavailable."""
+        if ref.local:
+            folder = self.local_folder(ref)
+            if folder is None:
+                raise LabelsUnavailable(f"{ref.describe()}: no such build on this machine")
+            ref = DatasetRef(str(folder), None, True, ref.fingerprint)
         key = (ref.repo, self._version(ref), config, split)
         with self._lock:
             if key in self._memory:

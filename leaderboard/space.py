@@ -28,7 +28,8 @@ REQUIREMENTS = HERE / "requirements.txt"
 CODE = ["imageattributionbench.py", "harness/__init__.py", "harness/labels.py",
         "harness/metrics/__init__.py", "harness/metrics/attribution_metrics",
         "harness/model_card.py", "harness/plots.py", "harness/report.py", "harness/results.py",
-        "harness/results_check.py", "harness/results_io.py"]
+        "harness/results_check.py", "harness/results_io.py", "iab/__init__.py",
+        "iab/scripts.py"]
 LEADERBOARD = ["__init__.py", "app.py", "charts.py", "data.py", "intake.py", "reference.py",
                "source.py", "submissions.py", "tables.py", "ui.py", "ui_submit.py", "verify.py"]
 PACKAGES = ["gradio", "plotly", "pandas", "numpy", "pyarrow", "huggingface_hub", "datasets",

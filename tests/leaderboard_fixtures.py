@@ -73,8 +73,9 @@ def make_results(model_id: str, method: str = "finetune", standard: int = 90,
     if "open_set" in extra:
         protocols["open_set"] = {
             "splits": {"test": split_metrics(standard - 10, auroc_unknown=0.8765,
-                                             known_accuracy=0.83)},
-            "summary": {"auroc_unknown": 0.8765},
+                                             known_accuracy=0.83, oscr=0.71,
+                                             rejection_threshold=0.42)},
+            "summary": {"auroc_unknown": 0.8765, "known_accuracy": 0.83, "oscr": 0.71},
         }
     return {
         "schema_version": 1, "benchmark": iab.BENCHMARK_NAME,

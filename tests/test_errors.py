@@ -74,8 +74,9 @@ def test_no_suggestion_when_nothing_is_close():
      "unknown method 'fintune'; did you mean 'finetune'? valid methods: finetune"),
     (["--model", "m", "--protocol", "standrd"],
      "unknown protocol 'standrd'; did you mean 'standard'?"),
-    (["--preset", "resnet-50"], "unknown preset 'resnet-50'; did you mean 'resnet50'?"),
-    (["--preset", "patch_forensics"], "did you mean 'patch-forensics'?"),
+    (["--preset", "resnet-50"],
+     "unknown preset 'resnet-50'; did you mean 'resnet50' or 'resnet50-ours'?"),
+    (["--preset", "patch_forensics"], "did you mean 'patch-forensics' or 'patch-forensics-ours'?"),
 ])
 def test_harness_names_exit_2_with_a_suggestion(argv, words):
     from harness import run as harness_run

@@ -224,7 +224,7 @@ def test_linear_probe_and_open_set(tiny_bench, tmp_path, capsys):
 def test_streaming_training_and_evaluation(tiny_bench, classifier, tmp_path):
     results = _run(tmp_path / "stream", "--model", str(classifier), "--method", "finetune",
                    "--protocol", "semantic_disjoint_bedroom", "--dataset", str(tiny_bench),
-                   "--epochs", "4", "--batch-size", "16", "--lr", "0.01", "--streaming")
+                   "--epochs", "8", "--batch-size", "16", "--lr", "0.01", "--streaming")
     splits = results["protocols"]["semantic_disjoint_bedroom"]["splits"]
     assert splits["test_seen"]["n_samples"] == len(GENERATORS) * FOLDS["test"]
     assert splits["test"]["n_samples"] == len(GENERATORS) * sum(FOLDS.values())  # every cat
@@ -236,6 +236,7 @@ def test_demo_rerun_reuses_the_finished_harness_run(tmp_path, monkeypatch):
     """`iab demo` run twice: the second finds the first's results (same settings) and
     neither trains nor writes another results file; other settings are refused."""
     from harness import demo
+    from harness.dataset_source import recorded_path
 
     out, calls = tmp_path / "demo", []
 
@@ -244,7 +245,9 @@ def test_demo_rerun_reuses_the_finished_harness_run(tmp_path, monkeypatch):
         argv = cmd[cmd.index(str(demo.RUN)) + 1:]
         assert "--resume" in argv  # an interrupted first run continues where it stopped
         args = harness_run.parse_args(argv)
-        config = {**vars(args), "model_requested": args.model}
+        # paths as the harness records them (portable: results are published)
+        config = {**vars(args), "dataset": recorded_path(args.dataset, args.output_dir),
+                  "model_requested": recorded_path(args.model, args.output_dir)}
         folder = Path(args.output_dir)
         folder.mkdir(parents=True)
         (folder / "results_2026-12-01T00-00-00Z.json").write_text(

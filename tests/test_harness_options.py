@@ -4,7 +4,6 @@ Accelerator state per job, and no secret or absolute path in what it writes."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -15,6 +14,7 @@ import pytest
 
 import imageattributionbench as iab
 from harness import options
+from iab.scripts import DefaultsHelpFormatter
 from harness import run as harness_run
 
 
@@ -47,7 +47,7 @@ def test_both_spellings_of_every_option():
 
 def test_help_shows_every_default():
     parser = options.build_parser()
-    assert parser.formatter_class is argparse.ArgumentDefaultsHelpFormatter
+    assert parser.formatter_class is DefaultsHelpFormatter
     for action in parser._actions:
         if action.dest != "help":
             assert action.help, f"{action.option_strings} has no help (so no default shown)"

@@ -45,8 +45,10 @@ def scored(built, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def labels(tmp_path_factory):
-    return ReferenceLabels(tmp_path_factory.mktemp("labels"))
+def labels(built, tmp_path_factory):
+    # results name a local build by its folder's name and fingerprint, never by an absolute
+    # path: the board finds it among its LOCAL_BUILDS
+    return ReferenceLabels(tmp_path_factory.mktemp("labels"), local_builds=[built[0].parent])
 
 
 @pytest.fixture(scope="module")

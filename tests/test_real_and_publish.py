@@ -168,7 +168,15 @@ def test_photo_crops_are_linked_to_their_prompts_sized_and_sourced(tmp_path):
     assert unmatched.rows == 5
     plain = [len(r["image"]["bytes"]) for r in _rows(tmp_path / "plain")]
     assert np.mean(np.abs(np.array(sizes) - 2500)) < np.mean(np.abs(np.array(plain) - 2500))
-    # the same prompts give the same crops; a rerun keeps the unit
+    # a rerun keeps what is there; an interrupted one completes crop by crop, and the same
+    # prompts give the same crops
     again = import_photo_crops(photos, "cat", prompts, tmp_path / "raw", size=32,
                                source_name="demo-crop", match_png_bytes=2500)
-    assert again.skipped_done and again.rows == 0
+    assert again.already_imported == 5 and again.rows == 0
+    partial = import_photo_crops(photos, "cat", prompts[:2], tmp_path / "partial", size=32,
+                                 source_name="demo-crop", match_png_bytes=2500)
+    rest = import_photo_crops(photos, "cat", prompts, tmp_path / "partial", size=32,
+                              source_name="demo-crop", match_png_bytes=2500)
+    assert (partial.rows, rest.already_imported, rest.rows) == (2, 2, 3)
+    assert sorted(r["sha256"] for r in _rows(tmp_path / "partial")) == sorted(
+        r["sha256"] for r in rows)
