@@ -89,17 +89,15 @@ class ReferenceLabels:
     def local_folder(self, ref: DatasetRef) -> Path | None:
         """The build on this machine that ``ref`` names: the one with its fingerprint (or,
         for results that record none, the recorded path)."""
-        candidates = [Path(ref.repo)]
+        named = [Path(ref.repo)] + [root / Path(ref.repo).name for root in self.local_builds]
+        if ref.fingerprint is None:  # older results: only the very folder they name
+            return next((f for f in named if (f / "manifest.json").is_file()), None)
+        candidates = named + list(self.local_builds)
         for root in self.local_builds:
-            candidates += [root, root / Path(ref.repo).name]
             if root.is_dir():
                 candidates += sorted(p for p in root.iterdir() if p.is_dir())
-        for folder in candidates:
-            if not (folder / "manifest.json").is_file():
-                continue
-            if ref.fingerprint is None or _fingerprint(folder) == ref.fingerprint:
-                return folder
-        return None
+        return next((f for f in candidates if (f / "manifest.json").is_file()
+                     and _fingerprint(f) == ref.fingerprint), None)
 
     def why_not(self, ref: DatasetRef) -> str:
         """'' when this dataset's labels can be looked up, else why they cannot."""

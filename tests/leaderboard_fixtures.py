@@ -44,6 +44,13 @@ def split_metrics(correct: int, **extra) -> dict:
     }
 
 
+def open_confusion(correct: int) -> list[list[int]]:
+    """``confusion(correct)`` with a "rejected" column: the last label's images rejected."""
+    rows = [r + [0] for r in confusion(correct)]
+    rows[-1][-1], rows[-1][0] = rows[-1][0], 0
+    return rows
+
+
 def make_results(model_id: str, method: str = "finetune", standard: int = 90,
                  extra: tuple[str, ...] = ("degraded", "semantic", "open_set"),
                  created_at: str = "2026-11-27T23:59:00Z", revision: str = REVISION) -> dict:
@@ -74,7 +81,11 @@ def make_results(model_id: str, method: str = "finetune", standard: int = 90,
         protocols["open_set"] = {
             "splits": {"test": split_metrics(standard - 10, auroc_unknown=0.8765,
                                              known_accuracy=0.83, oscr=0.71,
-                                             rejection_threshold=0.42)},
+                                             rejection_threshold=0.42, open_set_accuracy=0.6,
+                                             known_rejection_rate=0.05,
+                                             unknown_rejection_rate=0.7,
+                                             open_set_confusion_matrix=open_confusion(
+                                                 standard - 10))},
             "summary": {"auroc_unknown": 0.8765, "known_accuracy": 0.83, "oscr": 0.71},
         }
     return {
