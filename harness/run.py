@@ -78,6 +78,9 @@ def _setup_logging() -> None:
     writes on the main process only)."""
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
                         datefmt="%m/%d/%Y %H:%M:%S", level=logging.INFO)
+    # a line per saved file and sampler of every epoch's state: noise in a run's log
+    for name in ("accelerate.checkpointing", "accelerate.accelerator"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _accelerator(args: argparse.Namespace, out_dir: Path):
