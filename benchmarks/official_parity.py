@@ -35,12 +35,12 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 OFFICIAL_NAMES = ("resnet50", "clip_lr", "dct", "patch", "gfd", "dna", "repmix", "hifi_net",
                   "ucf", "pose", "patchcraft", "ssp", "defl")
 IMAGES = ((256, 256), (640, 427), (300, 420))  # (width, height)
-MIRROR = Path("/work/.mirror/mttry+ImageAttributionBench/repo")
 
 
 def image_array(i: int):
@@ -132,8 +132,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--side", choices=("both", "ours"), default="both",
                    help="ours: compare what an earlier official run left in --work")
-    p.add_argument("--work", type=Path, default=Path("/tmp/official-parity"))
-    p.add_argument("--official-python", default="/tmp/om-venv/bin/python")
+    p.add_argument("--official-repo", type=Path, required=True,
+                   help="a git clone of mttry/ImageAttributionBench (a bare one will do)")
+    p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "official-parity",
+                   help="scratch folder: the official code's copy, the inputs, the figures")
+    p.add_argument("--official-python", required=True,
+                   help="the python of the official environment (docs/OFFICIAL_METHODS.md)")
     p.add_argument("--methods", default=",".join(OFFICIAL_NAMES),
                    help="official names, comma-separated")
     p.add_argument("--record-fixture", type=Path,
@@ -144,7 +148,7 @@ def main() -> int:
     src = args.work / "src"
     if not src.exists():  # a scratch copy of the official code, outside the project
         src.mkdir(parents=True)
-        archive = subprocess.run(["git", "-C", str(MIRROR), "archive", "HEAD"],
+        archive = subprocess.run(["git", "-C", str(args.official_repo), "archive", "HEAD"],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     side = str(Path(__file__).with_name("official_side.py"))
