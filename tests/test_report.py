@@ -26,7 +26,7 @@ from harness.results import RESULTS_SCHEMA_VERSION, leaderboard_values
 from harness.results_check import validate_results
 from harness.results_io import load_results, write_results
 
-from leaderboard_fixtures import LABELS, confusion
+from leaderboard_fixtures import LABELS, confusion, open_confusion
 
 CREATED_AT = "2026-11-27T23:59:00Z"
 ISO = "2026-11-27T23-59-00Z"
@@ -42,13 +42,6 @@ def split_metrics(correct: int, **extra) -> dict:
         "per_semantic_accuracy": {"cat": acc, "bedroom": acc},
         "confusion_matrix": confusion(correct), "labels": list(LABELS), **extra,
     }
-
-
-def open_confusion(correct: int) -> list[list[int]]:
-    """``confusion(correct)`` with a "rejected" column: the last label's images rejected."""
-    rows = [r + [0] for r in confusion(correct)]
-    rows[-1][-1], rows[-1][0] = rows[-1][0], 0
-    return rows
 
 
 DEGRADED_CORRECT = {"down_x2": 85, "down_x4": 70, "jpeg_q65": 80, "jpeg_q30": 60,
